@@ -1,0 +1,36 @@
+"""Fixtures building throw-away flask-framework projects."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form, write_files
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> ProjectFactory:
+    """Return a factory writing a project into a fresh directory.
+
+    ``files`` defaults to a working app.py + requirements.txt; ``document`` (a dict, or raw
+    text) defaults to ``short_form()``.
+    """
+    counter = iter(range(1000))
+
+    def factory(
+        files: dict[str, str | None] | None = None,
+        document: dict[str, Any] | str | None = None,
+    ) -> Path:
+        root = tmp_path / f"project{next(counter)}"
+        root.mkdir()
+        if files is None:
+            files = {"app.py": FLASK_APP, "requirements.txt": "flask\n"}
+        write_files(root, files)
+        if document is None:
+            document = short_form()
+        text = document if isinstance(document, str) else yaml.safe_dump(document)
+        (root / "rockcraft.yaml").write_text(text, encoding="utf-8")
+        return root
+
+    return factory
