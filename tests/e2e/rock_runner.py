@@ -1,0 +1,133 @@
+"""Drive `python -m flask_rock run` as a user would, and read what the running rock shows."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask_rock import local_run, toolchain
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "rock" / "sample"
+APP_URL = f"http://127.0.0.1:{local_run.APP_PORT}"
+METRICS_URL = f"http://127.0.0.1:{local_run.METRICS_PORT}/metrics"
+STARTUP_TIMEOUT = 300.0  # the first run builds Pebble and the app's environment
+
+
+@dataclass
+class RunningRock:
+    """A `flask_rock run` process and where its output goes."""
+
+    process: subprocess.Popen
+    log_path: Path
+    pebble_dir: Path
+    diagnostics: list[str] = field(default_factory=list)
+
+    def pebble(self, *args: str) -> str:
+        """Ask the rock's Pebble something, as `pebble <args>` would."""
+        binary = toolchain.ensure_binary(toolchain.PEBBLE)
+        result = subprocess.run(
+            [str(binary), *args],
+            env={**os.environ, "PEBBLE": str(self.pebble_dir)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return result.stdout + result.stderr
+
+    def describe(self) -> str:
+        """What a developer needs when a test fails: the run's output, services and logs."""
+        output = self.log_path.read_text() if self.log_path.exists() else ""
+        return (
+            f"--- flask_rock run output (tail) ---\n{output[-4000:]}\n"
+            f"--- pebble services ---\n{self.pebble('services')}\n"
+            f"--- pebble logs ---\n{self.pebble('logs', '-n', '40')}"
+        )
+
+    def stop(self) -> None:
+        """Stop the run as Ctrl-C would, and make sure nothing is left behind."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(tmp_dir: Path, *service_args: str, project: Path = SAMPLE) -> RunningRock:
+    """Start the rock and wait until its banner says it serves."""
+    log_path = tmp_dir / "run.log"
+    argv = [sys.executable, "-m", "flask_rock", "run", str(project)]
+    if service_args:
+        argv += ["--args", *service_args]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "rock")}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    pebble_dir = toolchain.cache_dir() / "runs" / project.name / "pebble"
+    running = RunningRock(process, log_path, pebble_dir)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while "is serving" not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            report = running.describe()
+            running.stop()
+            raise AssertionError(f"flask_rock run did not come up\n{report}")
+        time.sleep(0.2)
+    return running
+
+
+def get(path: str) -> tuple[int, str]:
+    """GET a path of the app; return the status and body."""
+    try:
+        with urllib.request.urlopen(APP_URL + path, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def metric(name: str, labels: str = "") -> float:
+    """One sample from the exporter's /metrics; 0 when the series does not exist yet."""
+    with urllib.request.urlopen(METRICS_URL, timeout=10) as response:
+        text = response.read().decode()
+    selector = re.escape(name + (f"{{{labels}}}" if labels else ""))
+    match = re.search(rf"^{selector} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def wait_for_metric(name: str, labels: str, expected: float, timeout: float = 10.0) -> float:
+    """StatsD is UDP and asynchronous: poll until the series reaches `expected`, or time out."""
+    deadline = time.monotonic() + timeout
+    value = metric(name, labels)
+    while value < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = metric(name, labels)
+    return value
+
+
+def gunicorn_master_cmdlines() -> list[str]:
+    """Command lines of gunicorn masters on this machine (workers share the line, so dedupe)."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = " ".join(part.decode(errors="replace") for part in argv if part)
+        if "-m gunicorn" in line and "flask/gunicorn.conf.py" in line:
+            lines.append(line)
+    return sorted(set(lines))
+
+
+def worker_class_from_log(running: RunningRock) -> str:
+    """The worker class gunicorn itself reports at start-up ("Using worker: gevent")."""
+    logs = running.pebble("logs", "flask", "-n", "all")
+    found = re.findall(r"\[INFO\] Using worker: (\S+)", logs)
+    assert found, f"gunicorn never logged its worker class:\n{logs}"
+    return found[-1]
