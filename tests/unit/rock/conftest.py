@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form, write_files
 
 
@@ -29,7 +28,7 @@ def make_project(tmp_path: Path) -> ProjectFactory:
         write_files(root, files)
         if document is None:
             document = short_form()
-        text = document if isinstance(document, str) else yaml.safe_dump(document)
+        text = document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False)
         (root / "rockcraft.yaml").write_text(text, encoding="utf-8")
         return root
 

@@ -1,6 +1,6 @@
 """Helpers shared by the flask_rock tests."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ def short_form(**overrides: Any) -> dict[str, Any]:
     return {key: value for key, value in document.items() if value is not ...}
 
 
-def write_files(root: Path, files: dict[str, str | None]) -> None:
+def write_files(root: Path, files: Mapping[str, str | None]) -> None:
     """Write files relative to ``root``; a None content makes a directory."""
     for relative, content in files.items():
         path = root / relative

@@ -1,5 +1,6 @@
 """WSGI entrypoint discovery: candidates, passes, what counts as a binding."""
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -10,16 +11,15 @@ from flask_rock.entrypoint import (
     module_path,
 )
 from flask_rock.errors import ProjectError
-
 from flask_rock_helpers import write_files
 
 
-def discover(root: Path, files: dict[str, str | None], name: str | None = "my-app") -> str:
+def discover(root: Path, files: Mapping[str, str | None], name: str | None = "my-app") -> str:
     write_files(root, files)
     return find_entrypoint(root, name)
 
 
-def discovery_problems(root: Path, files: dict[str, str | None], name: str = "my-app") -> list:
+def discovery_problems(root: Path, files: Mapping[str, str | None], name: str = "my-app") -> list:
     write_files(root, files)
     with pytest.raises(ProjectError) as caught:
         find_entrypoint(root, name)

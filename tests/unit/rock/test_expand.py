@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 from flask_rock.expand import CONFIG_FILES_DIR, expand_project
-
 from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
 
 DAEMON = 584792
@@ -124,7 +123,10 @@ def test_ubuntu_22_04_project_expands_completely(make_project: ProjectFactory):
                 "permissions": [{"owner": DAEMON, "group": DAEMON}],
             },
             **common_parts("/cfg"),
-            "flask-framework/runtime": {"plugin": "nil", "stage-packages": ["ca-certificates_data"]},
+            "flask-framework/runtime": {
+                "plugin": "nil",
+                "stage-packages": ["ca-certificates_data"],
+            },
         },
     }
 
@@ -171,12 +173,16 @@ def test_ubuntu_24_04_project_with_user_parts_and_services(make_project: Project
                 "permissions": [{"owner": DAEMON, "group": DAEMON}],
             },
             **common_parts("/cfg"),
-            "flask-framework/runtime": {"plugin": "nil", "stage-packages": ["ca-certificates_data"]},
+            "flask-framework/runtime": {
+                "plugin": "nil",
+                "stage-packages": ["ca-certificates_data"],
+            },
         },
         "services": {
             "worker": {"command": "/bin/true", "override": "replace"},
             **services(
-                "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py 'src:create_app()' -k [ sync ]"
+                "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py 'src:create_app()' "
+                "-k [ sync ]"
             ),
         },
         "run-user": "_daemon_",
@@ -253,7 +259,12 @@ def test_bare_project_expands_completely(tmp_path: Path, make_project: ProjectFa
 
 @pytest.mark.parametrize(
     ("build_base", "python"),
-    [("ubuntu@22.04", "3.10"), ("ubuntu:22.04", "3.10"), ("ubuntu@24.04", "3.12"), ("ubuntu:24.04", "3.12")],
+    [
+        ("ubuntu@22.04", "3.10"),
+        ("ubuntu:22.04", "3.10"),
+        ("ubuntu@24.04", "3.12"),
+        ("ubuntu:24.04", "3.12"),
+    ],
 )
 def test_bare_python_version_follows_build_base(
     make_project: ProjectFactory, build_base: str, python: str
@@ -311,7 +322,12 @@ def test_default_prime_lists_only_existing_files(make_project: ProjectFactory):
 
 
 def test_include_mode_organizes_from_the_user_list(make_project: ProjectFactory):
-    prime = ["flask/app/app.py", "flask/app/.env", "flask/app/webapp/", "flask/app/requirements.txt"]
+    prime = [
+        "flask/app/app.py",
+        "flask/app/.env",
+        "flask/app/webapp/",
+        "flask/app/requirements.txt",
+    ]
     part = install_app(make_project, {"app.py": FLASK_APP}, prime)
     assert part["prime"] == prime
     assert part["organize"] == {

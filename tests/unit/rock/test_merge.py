@@ -107,7 +107,10 @@ def test_string_list_merge_is_ordered_union(user: list[str], extension: list[str
     assert merged == expected_order
 
 
-@given(st.dictionaries(st.text(max_size=3), values, min_size=1), st.dictionaries(st.text(max_size=3), values))
+@given(
+    st.dictionaries(st.text(max_size=3), values, min_size=1),
+    st.dictionaries(st.text(max_size=3), values),
+)
 def test_dict_merge_keeps_every_key(user: dict, extension: dict):
     merged = merge_value(user, extension)
     assert set(merged) == set(user) | set(extension)

@@ -7,7 +7,6 @@ import pytest
 from flask_rock.errors import ProjectError
 from flask_rock.expand import check_project, expand_project
 from flask_rock.project import read_requirement_names, requirement_files
-
 from flask_rock_helpers import FLASK_APP, ProjectFactory
 
 

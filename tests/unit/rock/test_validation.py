@@ -6,7 +6,6 @@ import pytest
 from flask_rock.errors import ProjectError
 from flask_rock.expand import check_project, expand_project, is_flask_framework
 from flask_rock.install_app import is_valid_prime_entry
-
 from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
 
 INSTALL_APP = "flask-framework/install-app"
@@ -46,7 +45,9 @@ def test_missing_base_is_reported(make_project: ProjectFactory):
 # Bare build-base
 
 
-@pytest.mark.parametrize("build_base", ["ubuntu@22.04", "ubuntu:22.04", "ubuntu@24.04", "ubuntu:24.04"])
+@pytest.mark.parametrize(
+    "build_base", ["ubuntu@22.04", "ubuntu:22.04", "ubuntu@24.04", "ubuntu:24.04"]
+)
 def test_bare_build_bases_with_known_python(make_project: ProjectFactory, build_base: str):
     assert problems_for(make_project, base="bare", **{"build-base": build_base}) == []
 
@@ -112,7 +113,9 @@ def test_prime_application_py_literal_prefix_passes(make_project: ProjectFactory
 @pytest.mark.parametrize("prime", ["flask/app/app.py", {"a": 1}, 3])
 def test_prime_must_be_a_list(make_project: ProjectFactory, prime):
     problems = problems_for(make_project, parts={INSTALL_APP: {"prime": prime}})
-    assert problems == [f"parts.{INSTALL_APP}.prime must be a list of paths such as flask/app/app.py"]
+    assert problems == [
+        f"parts.{INSTALL_APP}.prime must be a list of paths such as flask/app/app.py"
+    ]
 
 
 def test_non_string_prime_entry_is_a_problem(make_project: ProjectFactory):
