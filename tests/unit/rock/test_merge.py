@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 from flask_rock.merge import merge_document, merge_value
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
@@ -120,10 +120,21 @@ def test_dict_merge_keeps_every_key(user: dict, extension: dict):
 
 @given(values, values)
 def test_merge_is_idempotent(user: Any, extension: Any):
+    # Our snippet's lists are duplicate-free; lists with non-strings are never de-duplicated,
+    # so re-applying would grow them.
+    assume(not _has_repeats(extension))
     once = merge_value(user, extension)
-    # Lists with non-strings are not de-duplicated, so re-applying would grow them.
-    if not _has_mixed_list(once):
-        assert merge_value(once, extension) == once
+    assume(not _has_mixed_list(once))
+    assert merge_value(once, extension) == once
+
+
+def _has_repeats(value: Any) -> bool:
+    if isinstance(value, list):
+        strings = [i for i in value if isinstance(i, str)]
+        return len(set(strings)) != len(strings) or any(_has_repeats(i) for i in value)
+    if isinstance(value, dict):
+        return any(_has_repeats(v) for v in value.values())
+    return False
 
 
 def _has_mixed_list(value: Any) -> bool:
