@@ -76,10 +76,6 @@ def _type_problems(document: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _shape_problems(document: dict[str, Any]) -> list[str]:
-    return _extensions_problems(document) + _type_problems(document)
-
-
 def _base_problems(document: dict[str, Any]) -> list[str]:
     base = document.get("base")
     if base in SUPPORTED_BASES:
@@ -157,12 +153,11 @@ def _user_prime(document: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def _analyse(project_dir: Path, document: dict[str, Any]) -> ProjectFacts:
     """Validate the project and return its facts, or raise ProjectError with every problem."""
-    problems = _shape_problems(document)
-    if problems:
-        raise ProjectError(problems)
-    problems = _base_problems(document)
-    if problems:
-        raise ProjectError(problems)
+    # Each gate stops early: later checks rely on what the earlier ones establish.
+    for gate in (_extensions_problems, _base_problems, _type_problems):
+        problems = gate(document)
+        if problems:
+            raise ProjectError(problems)
     names, problems = _requirements(project_dir)
     entrypoint, entrypoint_problems = _entrypoint(project_dir, document)
     python_version, build_base_problems = _build_base_python(document)

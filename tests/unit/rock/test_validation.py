@@ -230,3 +230,9 @@ def test_is_flask_framework():
 
 def test_check_passes_a_good_project(make_project: ProjectFactory):
     assert check_project(make_project({"app.py": FLASK_APP, "requirements.txt": "flask"})) == []
+
+
+def test_base_is_checked_before_the_document_shape(make_project: ProjectFactory):
+    problems = problems_for(make_project, files={}, base="ubuntu:24.04", parts=3, name=1)
+    assert len(problems) == 1
+    assert "'ubuntu:24.04'" in problems[0]
