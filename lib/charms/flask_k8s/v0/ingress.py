@@ -1,0 +1,108 @@
+"""Requirer side of the `ingress` interface, version 2, written from its wire format.
+
+Wire format (every value JSON-encoded):
+- our app databag (leader only): `model`, `name`, `port`, optional `strip-prefix`;
+- each of our unit databags: `host` (the pod's FQDN) and `ip` (the relation's bind address);
+- the provider's app databag: `ingress` = `{"url": "http://…/<model>-<app>"}`.
+
+This library observes nothing and never sets status. The charm calls `publish()` from its
+reconcile (a pod's IP changes when it is recreated, so publish on pebble-ready, relation-changed
+and update-status) and reads `url`. Malformed provider data reads as "no URL" and is logged.
+
+Usage:
+
+    self.ingress = IngressRequirer(self, port=8000, strip_prefix=True)
+    ...
+    self.ingress.publish()
+    url = self.ingress.url
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import ops
+
+logger = logging.getLogger(__name__)
+
+
+class IngressRequirer(ops.Object):
+    """Ask an ingress provider to route to this app; read back the URL it gives."""
+
+    def __init__(
+        self,
+        charm: ops.CharmBase,
+        relation_name: str = "ingress",
+        *,
+        port: int,
+        strip_prefix: bool = True,
+    ):
+        super().__init__(charm, relation_name)
+        self._charm = charm
+        self._relation_name = relation_name
+        self._port = port
+        self._strip_prefix = strip_prefix
+
+    @property
+    def relation(self) -> ops.Relation | None:
+        """The ingress relation, unless it is absent or being broken."""
+        # During relation-broken ops already leaves the broken relation out of `relations`.
+        return self._charm.model.get_relation(self._relation_name)
+
+    def app_data(self) -> dict[str, str]:
+        """Return what the leader publishes in our app databag."""
+        data: dict[str, Any] = {
+            "model": self._charm.model.name,
+            "name": self._charm.app.name,
+            "port": self._port,
+            "strip-prefix": self._strip_prefix,
+        }
+        return {key: json.dumps(value) for key, value in data.items()}
+
+    def unit_data(self, relation: ops.Relation) -> dict[str, str]:
+        """Return what each unit publishes in its own databag: pod FQDN and bind address."""
+        unit_host = self._charm.unit.name.replace("/", "-")
+        app, model = self._charm.app.name, self._charm.model.name
+        data = {"host": json.dumps(f"{unit_host}.{app}-endpoints.{model}.svc.cluster.local")}
+        address = None
+        try:
+            binding = self._charm.model.get_binding(relation)
+            address = binding.network.bind_address if binding else None
+        except ops.ModelError as exc:  # network-get can fail while the pod is starting
+            logger.info("ingress: no bind address yet: %s", exc)
+        if address is not None:
+            data["ip"] = json.dumps(str(address))
+        return data
+
+    def publish(self) -> None:
+        """Write our app (leader) and unit data, touching only keys whose value differs."""
+        relation = self.relation
+        if relation is None:
+            return
+        targets = [(relation.data[self._charm.unit], self.unit_data(relation))]
+        if self._charm.unit.is_leader():
+            targets.append((relation.data[self._charm.app], self.app_data()))
+        for databag, wanted in targets:
+            for key, value in wanted.items():
+                if databag.get(key) != value:
+                    databag[key] = value
+
+    @property
+    def url(self) -> str | None:
+        """The URL the provider routes to this app, or None (none yet, malformed, or gone)."""
+        relation = self.relation
+        if relation is None or relation.app is None:
+            return None
+        raw = relation.data[relation.app].get("ingress")
+        if not raw:
+            return None
+        try:
+            url = json.loads(raw).get("url")
+        except (ValueError, AttributeError):
+            url = None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            logger.warning("ingress: ignoring malformed provider data %r", raw[:200])
+            return None
+        return url
