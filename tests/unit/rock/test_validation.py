@@ -236,3 +236,19 @@ def test_base_is_checked_before_the_document_shape(make_project: ProjectFactory)
     problems = problems_for(make_project, files={}, base="ubuntu:24.04", parts=3, name=1)
     assert len(problems) == 1
     assert "'ubuntu:24.04'" in problems[0]
+
+
+def test_unreadable_requirements_and_pyproject_are_both_reported(make_project: ProjectFactory):
+    files = {"app.py": FLASK_APP, "requirements.txt/oops": "", "pyproject.toml": "[project"}
+    problems = problems_for(make_project, files=files)
+    assert len(problems) == 2
+    assert problems[0].startswith("requirements.txt cannot be read")
+    assert problems[1].startswith("pyproject.toml cannot be parsed as TOML")
+
+
+def test_non_utf8_rockcraft_yaml_is_a_problem(make_project: ProjectFactory):
+    root = make_project()
+    (root / "rockcraft.yaml").write_bytes(b"name: \xff\n")
+    problems = check_project(root)
+    assert len(problems) == 1
+    assert "UTF-8" in problems[0]
