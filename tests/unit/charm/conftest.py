@@ -18,6 +18,7 @@ EXPORTER_COMMAND = (
     "/bin/statsd_exporter --statsd.mapping-config=/statsd-mapping.conf"
     " --statsd.listen-udp=localhost:9125 --statsd.listen-tcp=localhost:9125"
 )
+MODEL = "shop"
 GEVENT_CHECK = ("/bin/python3", "-c", "import gevent")
 
 
@@ -129,6 +130,7 @@ def state(
     """Return a leader with the peer relation and a connectable workload container."""
     relations = kwargs.pop("relations", None) or {testing.PeerRelation("secret-storage")}
     containers = kwargs.pop("containers", None) or {container(charm_dir)}
+    kwargs.setdefault("model", testing.Model(name=MODEL))
     return testing.State(
         leader=leader,
         config=config or {},

@@ -1,0 +1,359 @@
+"""State-transition tests of the charm with ops.testing: one behaviour per test."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import ops
+import pytest
+from conftest import ROCK_COMMAND, container, state
+from ops import testing
+
+from charm import FlaskCharm
+
+KEY = "the-generated-key"
+
+
+def app_secret() -> testing.Secret:
+    return testing.Secret(tracked_content={"value": KEY}, owner="app")
+
+
+def settled_state(charm_dir: pathlib.Path, **kwargs: Any) -> testing.State:
+    """Return a state where the leader already generated the secret key."""
+    secret = app_secret()
+    peer = testing.PeerRelation("secret-storage", local_app_data={"secret-key-id": secret.id})
+    relations = {peer, *kwargs.pop("relations", ())}
+    return state(charm_dir, relations=relations, secrets={secret}, **kwargs)
+
+
+def flask_service(out: testing.State) -> ops.pebble.Service:
+    return out.get_container("flask-app").plan.services["flask"]
+
+
+def run(ctx: testing.Context[FlaskCharm], event_name: str, st: testing.State) -> testing.State:
+    """Run an event by name against a state."""
+    if event_name == "pebble_ready":
+        return ctx.run(ctx.on.pebble_ready(st.get_container("flask-app")), st)
+    return ctx.run(getattr(ctx.on, event_name)(), st)
+
+
+def test_pebble_ready_renders_whole_layer(ctx, charm_dir):
+    st = settled_state(charm_dir)
+
+    out = run(ctx, "pebble_ready", st)
+
+    plan = out.get_container("flask-app").plan.to_dict()
+    assert plan["services"]["flask"] == {
+        "override": "replace",
+        "summary": "Flask app served by Gunicorn",
+        "startup": "enabled",
+        "after": ["statsd-exporter"],
+        "user": "_daemon_",
+        "command": "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k [ sync ]",
+        "environment": {
+            "FLASK_PREFERRED_URL_SCHEME": "HTTPS",
+            "FLASK_SECRET_KEY": KEY,
+            "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
+        },
+        "on-check-failure": {"flask-ready": "restart"},
+    }
+    assert plan["checks"] == {
+        "flask-ready": {"override": "replace", "level": "ready", "tcp": {"port": 8000}},
+        "statsd-exporter-up": {
+            "override": "replace",
+            "http": {"url": "http://localhost:9102/metrics"},
+        },
+    }
+    assert plan["services"]["statsd-exporter"]["command"].startswith("/bin/statsd_exporter")
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_pebble_ready_starts_both_services(ctx, charm_dir):
+    out = run(ctx, "pebble_ready", settled_state(charm_dir))
+
+    statuses = out.get_container("flask-app").service_statuses
+    assert statuses == {
+        "flask": ops.pebble.ServiceStatus.ACTIVE,
+        "statsd-exporter": ops.pebble.ServiceStatus.ACTIVE,
+    }
+
+
+def test_pebble_ready_writes_gunicorn_config_running_rock_config(ctx, charm_dir):
+    run(ctx, "pebble_ready", settled_state(charm_dir, config={"webserver-workers": 3}))
+
+    content = (charm_dir / "gunicorn.conf.py").read_text()
+    assert "_rock_config = '/flask/gunicorn.conf.py'" in content
+    assert content.endswith("workers = 3\n")
+
+
+EVENTS = [
+    "install",
+    "start",
+    "leader_elected",
+    "config_changed",
+    "upgrade_charm",
+    "update_status",
+    "pebble_ready",
+]
+
+
+@pytest.mark.parametrize("event_name", EVENTS)
+def test_every_event_converges_to_the_same_plan(ctx, charm_dir, event_name):
+    reference = run(ctx, "pebble_ready", settled_state(charm_dir))
+    (charm_dir / "gunicorn.conf.py").unlink()
+
+    out = run(ctx, event_name, settled_state(charm_dir))
+
+    assert out.get_container("flask-app").plan == reference.get_container("flask-app").plan
+    assert out.unit_status == reference.unit_status
+
+
+@pytest.mark.parametrize("event_name", EVENTS)
+def test_every_event_is_a_noop_once_settled(ctx, charm_dir, calls, event_name):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    calls.clear()
+
+    out = run(ctx, event_name, settled)
+
+    assert calls.log == []
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
+
+
+def test_pebble_unreachable_waits_and_touches_nothing(ctx, charm_dir, calls):
+    st = settled_state(charm_dir, containers={container(charm_dir, can_connect=False)})
+
+    out = run(ctx, "config_changed", st)
+
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for Pebble in the flask-app container"
+    )
+    assert calls.log == []
+
+
+def test_rock_without_flask_service_blocks(ctx, charm_dir):
+    bare = testing.Container(
+        "flask-app",
+        can_connect=True,
+        layers={"rock": ops.pebble.Layer({"services": {"other": {"command": "x"}}})},
+    )
+
+    out = run(ctx, "config_changed", settled_state(charm_dir, containers={bare}))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "no `flask` Pebble service" in out.unit_status.message
+
+
+@pytest.mark.parametrize("worker", ["sync", "gevent", "gthread"])
+def test_config_worker_type_sets_gunicorn_worker_class(ctx, charm_dir, worker):
+    out = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": worker}))
+
+    assert flask_service(out).command == (
+        f"/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k {worker}"
+    )
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_config_worker_type_unset_keeps_rock_default(ctx, charm_dir):
+    gevent_rock = ROCK_COMMAND.replace("[ sync ]", "[ gevent ]")
+    st = settled_state(charm_dir, containers={container(charm_dir, command=gevent_rock)})
+
+    out = run(ctx, "config_changed", st)
+
+    assert flask_service(out).command.endswith("app:app -k [ gevent ]")
+    assert ctx.exec_history == {}
+
+
+def test_rock_command_without_worker_group_still_works(ctx, charm_dir):
+    command = "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py 'app:create_app()'"
+    st = settled_state(charm_dir, containers={container(charm_dir, command=command)})
+
+    unset = run(ctx, "config_changed", st)
+    (charm_dir / "gunicorn.conf.py").unlink()
+    chosen = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": "sync"}))
+
+    expected = "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py 'app:create_app()'"
+    assert flask_service(unset).command == expected
+    assert flask_service(chosen).command.endswith("app:app -k sync")
+
+
+def test_config_gevent_without_gevent_in_rock_blocks(ctx, charm_dir):
+    st = settled_state(
+        charm_dir,
+        config={"worker-type": "gevent"},
+        containers={container(charm_dir, gevent=False)},
+    )
+
+    out = run(ctx, "config_changed", st)
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "add gevent to the rock's requirements.txt" in out.unit_status.message
+    assert "flask" not in out.get_container("flask-app").service_statuses
+
+
+def test_config_gevent_check_runs_once_per_container(ctx, charm_dir):
+    st = settled_state(
+        charm_dir,
+        config={"worker-type": "gevent"},
+        containers={container(charm_dir, gevent=False)},
+    )
+
+    out = run(ctx, "config_changed", st)
+    out = run(ctx, "update_status", out)
+    out = run(ctx, "config_changed", out)
+    once = len(ctx.exec_history["flask-app"])
+    run(ctx, "pebble_ready", out)  # a restarted container, maybe a new image: check again
+
+    assert once == 1
+    assert len(ctx.exec_history["flask-app"]) == 2
+    check = ctx.exec_history["flask-app"][0]
+    assert check.command == ["/bin/python3", "-c", "import gevent"]
+    assert (check.user, check.working_dir) == ("_daemon_", "/flask/app")
+
+
+def test_config_gthread_and_sync_need_no_check(ctx, charm_dir):
+    out = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": "gthread"}))
+    run(ctx, "config_changed", _with_config(out, {"worker-type": "sync"}))
+
+    assert ctx.exec_history == {}
+
+
+def test_config_invalid_blocks_naming_every_option(ctx, charm_dir):
+    config = {"worker-type": "eventlet", "webserver-workers": 0, "flask-application-root": "x"}
+
+    out = run(ctx, "config_changed", settled_state(charm_dir, config=config))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "invalid config: flask-application-root: must be a path starting with / and holding "
+        "no spaces; webserver-workers: must be at least 1; worker-type: must be one of sync, "
+        "gevent or gthread"
+    )
+
+
+def test_config_invalid_leaves_running_app_untouched(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    calls.clear()
+
+    out = run(ctx, "config_changed", _with_config(settled, {"webserver-timeout": -1}))
+
+    assert calls.log == []
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
+
+
+def _with_config(st: testing.State, config: dict[str, Any]) -> testing.State:
+    return dataclasses.replace(st, config=config)
+
+
+def test_config_flask_options_reach_environment(ctx, charm_dir):
+    config = {
+        "flask-env": "production",
+        "flask-debug": False,
+        "flask-permanent-session-lifetime": 3600,
+        "flask-preferred-url-scheme": "http",
+        "flask-application-root": "/shop",
+        "flask-session-cookie-secure": True,
+    }
+
+    out = run(ctx, "config_changed", settled_state(charm_dir, config=config))
+
+    env = flask_service(out).environment
+    assert env == {
+        "FLASK_ENV": "production",
+        "FLASK_DEBUG": "false",
+        "FLASK_PERMANENT_SESSION_LIFETIME": "3600",
+        "FLASK_PREFERRED_URL_SCHEME": "HTTP",
+        "FLASK_APPLICATION_ROOT": "/shop",
+        "FLASK_SESSION_COOKIE_SECURE": "true",
+        "FLASK_SECRET_KEY": KEY,
+        "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
+    }
+
+
+def test_config_timeout_change_reloads_without_restart(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    calls.clear()
+
+    out = run(ctx, "config_changed", _with_config(settled, {"webserver-timeout": 120}))
+
+    assert calls.log == ["push", "reload"]
+    assert (charm_dir / "gunicorn.conf.py").read_text().endswith("timeout = 120\n")
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
+
+
+def test_config_worker_type_change_restarts_once(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    calls.clear()
+
+    run(ctx, "config_changed", _with_config(settled, {"worker-type": "gthread"}))
+
+    assert calls.log == ["restart"]
+
+
+def test_fresh_container_rereads_rock_command_and_starts(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir, config={"worker-type": "sync"}))
+    new_command = "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py 'wsgi:app' -k [ sync ]"
+    (charm_dir / "gunicorn.conf.py").unlink()  # a new pod has an empty /flask/charm
+    fresh = container(charm_dir, command=new_command)
+    calls.clear()
+
+    out = run(ctx, "pebble_ready", dataclasses.replace(settled, containers={fresh}))
+
+    assert flask_service(out).command.endswith("wsgi:app -k sync")
+    assert calls.log == ["push", "start"]
+
+
+def test_lost_charm_state_recovers_rock_command_from_container(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir, config={"worker-type": "gthread"}))
+    forgetful = dataclasses.replace(settled, stored_states=set())
+    calls.clear()
+
+    out = run(ctx, "config_changed", _with_config(forgetful, {}))
+
+    assert flask_service(out).command.endswith("app:app -k [ sync ]")
+    assert "/flask/charm/gunicorn.conf.py" in flask_service(out).command
+    assert calls.log == ["restart"]
+
+
+def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, charm_dir, calls):
+    peer = testing.PeerRelation("secret-storage")
+    st = state(charm_dir, leader=False, relations={peer})
+    st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("install", {}),
+        ("leader_elected", {}),
+        ("config_changed", {}),
+        ("pebble_ready", {}),
+        ("update_status", {}),
+        ("update_status", {}),
+        ("update_status", {}),
+        ("config_changed", {}),
+        ("config_changed", {"webserver-timeout": 60}),
+        ("config_changed", {"webserver-timeout": 60, "worker-type": "gthread"}),
+    ]
+
+    per_step: list[list[str]] = []
+    for event_name, config in steps:
+        if event_name == "leader_elected":
+            st = dataclasses.replace(st, leader=True)
+        if event_name == "pebble_ready":
+            ready = dataclasses.replace(st.get_container("flask-app"), can_connect=True)
+            st = dataclasses.replace(st, containers={ready})
+        calls.clear()
+        st = run(ctx, event_name, dataclasses.replace(st, config=config))
+        per_step.append(list(calls.log))
+
+    assert per_step == [
+        [],  # install: no Pebble yet
+        [],  # leader-elected: generates the key, still no Pebble
+        [],  # config-changed: no Pebble
+        ["push", "start"],  # pebble-ready: the one start
+        [],
+        [],
+        [],
+        [],  # config-changed with nothing changed
+        ["push", "reload"],  # webserver-timeout: graceful reload
+        ["restart"],  # worker-type: exactly one restart
+    ]
+    assert ctx.exec_history == {}
+    assert st.unit_status == testing.ActiveStatus("")
