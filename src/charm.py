@@ -15,10 +15,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import ops
-from charms.flask_k8s.v0.ingress import IngressRequirer
 
 import pebble_io
 import workload
+from charms.flask_k8s.v0.ingress import IngressRequirer
 
 if TYPE_CHECKING:
     from config import FlaskConfig
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 CONTAINER = "flask-app"
 PEER = "secret-storage"
 SECRET_ID_KEY = "secret-key-id"
+GENERATION_KEY = "secret-key-generation"
 SECRET_LABEL = "flask-secret-key"
 LAYER_LABEL = "flask-k8s"
 
@@ -95,7 +96,7 @@ class FlaskCharm(ops.CharmBase):
     def _on_rotate_secret_key_action(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():
             event.fail(
-                "rotate-secret-key can only run on the leader unit; run it on the leader unit: "
+                "only the leader unit can rotate the secret key; run it on the leader unit: "
                 f"juju run {self.app.name}/leader rotate-secret-key"
             )
             return
@@ -109,6 +110,9 @@ class FlaskCharm(ops.CharmBase):
         key = secrets.token_urlsafe(32)
         self.model.get_secret(id=secret_id).set_content({"value": key})
         self._new_secret_key = key  # Juju commits the new revision only when this hook ends
+        # Units of the owning app get no secret-changed: a peer-data bump tells them instead.
+        generation = int(peer.data[self.app].get(GENERATION_KEY) or 0) + 1  # type: ignore[union-attr]
+        peer.data[self.app][GENERATION_KEY] = str(generation)  # type: ignore[union-attr]
         self._reconcile()
         overridden = self.config.get("flask-secret-key") or self.config.get("flask-secret-key-id")
         event.set_results(

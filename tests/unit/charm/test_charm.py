@@ -8,10 +8,10 @@ from typing import Any
 
 import ops
 import pytest
-from conftest import ROCK_COMMAND, container, state
 from ops import testing
 
 from charm import FlaskCharm
+from tests.unit.charm.charm_state import ROCK_COMMAND, container, state
 
 KEY = "the-generated-key"
 

@@ -1,0 +1,92 @@
+"""Test inputs: the rock's Pebble layer as the flask-framework extension produces it, states."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import ops
+from ops import testing
+
+ROCK_COMMAND = "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py 'app:app' -k [ sync ]"
+EXPORTER_COMMAND = (
+    "/bin/statsd_exporter --statsd.mapping-config=/statsd-mapping.conf"
+    " --statsd.listen-udp=localhost:9125 --statsd.listen-tcp=localhost:9125"
+)
+MODEL = "shop"
+GEVENT_CHECK = ("/bin/python3", "-c", "import gevent")
+
+
+def rock_layer(command: str = ROCK_COMMAND) -> ops.pebble.Layer:
+    """Return the layer a flask-framework rock ships (`services` from the extension)."""
+    return ops.pebble.Layer(
+        {
+            "summary": "rock",
+            "services": {
+                "flask": {
+                    "override": "replace",
+                    "startup": "enabled",
+                    "after": ["statsd-exporter"],
+                    "user": "_daemon_",
+                    "command": command,
+                },
+                "statsd-exporter": {
+                    "override": "merge",
+                    "summary": "statsd exporter service",
+                    "startup": "enabled",
+                    "user": "_daemon_",
+                    "command": EXPORTER_COMMAND,
+                },
+            },
+        }
+    )
+
+
+@dataclasses.dataclass
+class Calls:
+    """What the charm did to the workload, recorded by wrapping `pebble_io`."""
+
+    log: list[str] = dataclasses.field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return self.log.count(kind)
+
+    def clear(self) -> None:
+        self.log.clear()
+
+
+def container(
+    charm_dir: pathlib.Path,
+    *,
+    command: str = ROCK_COMMAND,
+    gevent: bool = True,
+    can_connect: bool = True,
+) -> testing.Container:
+    """Return the workload container: rock layer, gevent check, a persistent /flask/charm."""
+    return testing.Container(
+        "flask-app",
+        can_connect=can_connect,
+        layers={"rock": rock_layer(command)},
+        execs={testing.Exec(GEVENT_CHECK, return_code=0 if gevent else 1)},
+        mounts={"charm": testing.Mount(location="/flask/charm", source=charm_dir)},
+    )
+
+
+def state(
+    charm_dir: pathlib.Path,
+    *,
+    leader: bool = True,
+    config: dict[str, str | int | bool] | None = None,
+    **kwargs: object,
+) -> testing.State:
+    """Return a leader with the peer relation and a connectable workload container."""
+    relations = kwargs.pop("relations", None) or {testing.PeerRelation("secret-storage")}
+    containers = kwargs.pop("containers", None) or {container(charm_dir)}
+    kwargs.setdefault("model", testing.Model(name=MODEL))
+    return testing.State(
+        leader=leader,
+        config=config or {},
+        relations=relations,  # type: ignore[arg-type]
+        containers=containers,  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
