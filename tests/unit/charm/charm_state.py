@@ -80,7 +80,9 @@ def state(
     **kwargs: object,
 ) -> testing.State:
     """Return a leader with the peer relation and a connectable workload container."""
-    relations = kwargs.pop("relations", None) or {testing.PeerRelation("secret-storage")}
+    relations = set(kwargs.pop("relations", None) or ())  # type: ignore[arg-type]
+    if not any(isinstance(rel, testing.PeerRelation) for rel in relations):
+        relations.add(testing.PeerRelation("secret-storage"))
     containers = kwargs.pop("containers", None) or {container(charm_dir)}
     kwargs.setdefault("model", testing.Model(name=MODEL))
     return testing.State(
