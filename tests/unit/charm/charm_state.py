@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Mapping
 
 import ops
 from ops import testing
@@ -76,7 +77,7 @@ def state(
     charm_dir: pathlib.Path,
     *,
     leader: bool = True,
-    config: dict[str, str | int | bool] | None = None,
+    config: Mapping[str, str | int | bool] | None = None,
     **kwargs: object,
 ) -> testing.State:
     """Return a leader with the peer relation and a connectable workload container."""
@@ -87,7 +88,7 @@ def state(
     kwargs.setdefault("model", testing.Model(name=MODEL))
     return testing.State(
         leader=leader,
-        config=config or {},
+        config=dict(config or {}),
         relations=relations,  # type: ignore[arg-type]
         containers=containers,  # type: ignore[arg-type]
         **kwargs,  # type: ignore[arg-type]

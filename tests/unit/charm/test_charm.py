@@ -44,7 +44,7 @@ def test_pebble_ready_renders_whole_layer(ctx, charm_dir):
 
     out = run(ctx, "pebble_ready", st)
 
-    plan = out.get_container("flask-app").plan.to_dict()
+    plan: dict[str, Any] = dict(out.get_container("flask-app").plan.to_dict())
     assert plan["services"]["flask"] == {
         "override": "replace",
         "summary": "Flask app served by Gunicorn",

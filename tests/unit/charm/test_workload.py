@@ -1,0 +1,188 @@
+"""Pure tests of workload.py and config.py: no ops model, no Pebble."""
+
+from __future__ import annotations
+
+import json
+import runpy
+
+import pytest
+
+import config
+import workload
+from workload import FlaskApp, RockCommand
+
+EXTENSION = "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py 'app:app' -k [ sync ]"
+ROCK_SERVICE = {
+    "override": "replace",
+    "startup": "enabled",
+    "after": ["statsd-exporter"],
+    "user": "_daemon_",
+    "command": EXTENSION,
+}
+
+
+def app(raw: dict[str, object] | None = None, **service: object) -> FlaskApp:
+    return FlaskApp({**ROCK_SERVICE, **service}, config.load(raw or {}), "k", "http://a.m:8000")
+
+
+@pytest.mark.parametrize(
+    ("command", "config_path", "worker"),
+    [
+        (EXTENSION, "/flask/gunicorn.conf.py", "sync"),
+        (EXTENSION.replace("sync", "gevent"), "/flask/gunicorn.conf.py", "gevent"),
+        ("/bin/python3 -m gunicorn -c /c.py 'app:create_app()'", "/c.py", None),
+        ("gunicorn --config=/c.py --worker-class gthread app:app", "/c.py", "gthread"),
+        ("gunicorn -kgevent app:app [ --bind 0.0.0.0:8000 ]", None, "gevent"),
+    ],
+)
+def test_rock_command_parse_finds_config_and_default_worker(command, config_path, worker):
+    rock = RockCommand.parse(command)
+
+    assert (rock.config_path, rock.default_worker) == (config_path, worker)
+
+
+def test_rock_command_render_unset_worker_keeps_default_group():
+    rendered = RockCommand.parse(EXTENSION).render(None)
+
+    assert rendered == (
+        "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k [ sync ]"
+    )
+
+
+@pytest.mark.parametrize("worker", ["sync", "gevent", "gthread"])
+def test_rock_command_render_worker_replaces_default_group(worker):
+    rendered = RockCommand.parse(EXTENSION).render(worker)
+
+    assert (
+        rendered
+        == f"/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k {worker}"
+    )
+
+
+def test_rock_command_render_keeps_entrypoint_quoted():
+    rock = RockCommand.parse("/bin/python3 -m gunicorn -c /c.py 'pkg.wsgi:create_app(\"x\")'")
+
+    assert rock.render("sync").split(" -c ")[1] == (
+        "/flask/charm/gunicorn.conf.py 'pkg.wsgi:create_app(\"x\")' -k sync"
+    )
+
+
+def test_rock_command_render_replaces_glued_worker_and_keeps_other_defaults():
+    rock = RockCommand.parse("gunicorn -kgevent app:app [ --bind 0.0.0.0:8000 ]")
+
+    assert rock.render("sync") == (
+        "gunicorn app:app -c /flask/charm/gunicorn.conf.py -k sync [ --bind 0.0.0.0:8000 ]"
+    )
+
+
+@pytest.mark.parametrize("command", ["", "gunicorn 'unterminated"])
+def test_rock_command_parse_rejects_unparsable(command):
+    with pytest.raises(workload.CommandError):
+        RockCommand.parse(command)
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        (True, "true"),
+        (False, "false"),
+        (3600, "3600"),
+        ("production", "production"),
+        ("42", '"42"'),
+        ("true", '"true"'),
+        ('"quoted"', '"quoted"'),
+        ("{not json", "{not json"),
+    ],
+)
+def test_env_value_survives_flask_from_prefixed_env(value, encoded):
+    assert workload.env_value(value) == encoded
+
+
+def test_env_value_round_trips_through_json_loads_like_flask():
+    for value in [True, 7, "42", "null", "[1]", "plain"]:
+        raw = workload.env_value(value)
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            decoded = raw
+        assert decoded == value
+
+
+def test_environment_leaves_unset_options_out():
+    env = workload.environment(config.load({}), "k", "http://a.m:8000")
+
+    assert env == {
+        "FLASK_PREFERRED_URL_SCHEME": "HTTPS",
+        "FLASK_SECRET_KEY": "k",
+        "FLASK_BASE_URL": "http://a.m:8000",
+    }
+
+
+def test_flask_app_service_merges_rock_environment_under_ours():
+    service = app(environment={"LANG": "C.UTF-8", "FLASK_SECRET_KEY": "rock"}).service()
+
+    assert service.get("environment", {})["LANG"] == "C.UTF-8"
+    assert service.get("environment", {})["FLASK_SECRET_KEY"] == "k"
+
+
+def test_flask_app_non_gunicorn_command_is_kept_verbatim():
+    assert app(command="/bin/flask run -p 8000").command() == "/bin/flask run -p 8000"
+
+
+def test_pebble_layer_restarts_app_on_failed_ready_check():
+    layer = workload.pebble_layer(app())
+
+    assert layer.get("services", {})["flask"].get("on-check-failure") == {"flask-ready": "restart"}
+    checks = layer.get("checks", {})
+    assert checks["flask-ready"].get("level") == "ready"
+    assert "level" not in checks["statsd-exporter-up"]
+    assert set(layer.get("services", {})) == {"flask"}  # the exporter stays the rock's
+
+
+def test_gunicorn_config_execs_rock_config_then_sets_chosen_settings(tmp_path):
+    rock_conf = tmp_path / "rock.conf.py"
+    rock_conf.write_text('bind = ["0.0.0.0:8000"]\nworkers = 1\ntimeout = 30\n')
+    content = workload.gunicorn_config(str(rock_conf), {"workers": 4}, ROCK_SERVICE)
+    ours = tmp_path / "charm.conf.py"
+    ours.write_text(content)
+
+    settings = runpy.run_path(str(ours))
+
+    assert (settings["bind"], settings["workers"], settings["timeout"]) == (
+        ["0.0.0.0:8000"],
+        4,
+        30,
+    )
+
+
+def test_gunicorn_config_records_rock_service_for_recovery():
+    content = app({"webserver-timeout": 5}).gunicorn_config()
+
+    assert workload.rock_service_from_config(content) == ROCK_SERVICE
+    assert content.endswith("timeout = 5\n")
+
+
+def test_rock_service_from_config_without_marker_is_none():
+    assert workload.rock_service_from_config("workers = 2\n") is None
+
+
+def test_config_load_maps_gunicorn_settings_to_gunicorn_names():
+    cfg = config.load({"webserver-workers": 2, "webserver-keepalive": 0})
+
+    assert cfg.gunicorn_settings() == {"workers": 2, "keepalive": 0}
+
+
+def test_config_load_lists_every_invalid_option_once():
+    with pytest.raises(config.InvalidConfigError) as failure:
+        config.load({"webserver-threads": "4", "flask-debug": 1, "worker-type": None})
+
+    assert failure.value.problems == {
+        "webserver-threads": "must be an integer",
+        "flask-debug": "must be true or false",
+    }
+
+
+def test_config_load_empty_strings_mean_unset():
+    cfg = config.load({"flask-env": "", "flask-secret-key": "", "flask-application-root": ""})
+
+    assert (cfg.flask_env, cfg.flask_secret_key, cfg.flask_application_root) == (None,) * 3
