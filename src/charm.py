@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ops
 
 import pebble_io
+import secret_key
 import workload
 from charms.flask_k8s.v0.ingress import IngressRequirer
-
-if TYPE_CHECKING:
-    from config import FlaskConfig
+from secret_key import SecretKeyError
 
 logger = logging.getLogger(__name__)
 
 CONTAINER = "flask-app"
-PEER = "secret-storage"
-SECRET_ID_KEY = "secret-key-id"
-GENERATION_KEY = "secret-key-generation"
-SECRET_LABEL = "flask-secret-key"
 LAYER_LABEL = "flask-k8s"
 
 
@@ -53,7 +48,7 @@ class FlaskCharm(ops.CharmBase):
         self._stored.set_default(rock_service=None, rendered_command=None, has_gevent=None)
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
-        self._new_secret_key: str | None = None
+        self.secret_key = secret_key.SecretKey(self)
         on = self.on
         for event in (
             on.install,
@@ -63,8 +58,8 @@ class FlaskCharm(ops.CharmBase):
             on.config_changed,
             on.update_status,
             on.secret_changed,
-            on[PEER].relation_created,
-            on[PEER].relation_changed,
+            on[secret_key.PEER].relation_created,
+            on[secret_key.PEER].relation_changed,
             on["ingress"].relation_joined,
             on["ingress"].relation_changed,
             on["ingress"].relation_departed,
@@ -100,19 +95,11 @@ class FlaskCharm(ops.CharmBase):
                 f"juju run {self.app.name}/leader rotate-secret-key"
             )
             return
-        peer = self.model.get_relation(PEER)
-        secret_id = peer.data[self.app].get(SECRET_ID_KEY) if peer else None
-        if not secret_id:
-            event.fail("no secret key has been generated yet; wait for the unit to settle")
+        try:
+            self.secret_key.rotate()
+        except SecretKeyError as exc:
+            event.fail(exc.status.message)
             return
-        import secrets
-
-        key = secrets.token_urlsafe(32)
-        self.model.get_secret(id=secret_id).set_content({"value": key})
-        self._new_secret_key = key  # Juju commits the new revision only when this hook ends
-        # Units of the owning app get no secret-changed: a peer-data bump tells them instead.
-        generation = int(peer.data[self.app].get(GENERATION_KEY) or 0) + 1  # type: ignore[union-attr]
-        peer.data[self.app][GENERATION_KEY] = str(generation)  # type: ignore[union-attr]
         self._reconcile()
         overridden = self.config.get("flask-secret-key") or self.config.get("flask-secret-key-id")
         event.set_results(
@@ -131,11 +118,13 @@ class FlaskCharm(ops.CharmBase):
     def _reconcile(self) -> ops.StatusBase:
         """Bring the workload and relation data to the desired state; return the status."""
         self.ingress.publish()
+        container = self.unit.get_container(CONTAINER)
         try:
-            container = self.unit.get_container(CONTAINER)
             self._apply(container, self._desired_app(container))
         except _NotReadyError as exc:
             self._status = exc.status
+        except ops.pebble.ConnectionError:  # the workload container went away mid-hook
+            self._status = ops.WaitingStatus(f"waiting for Pebble in the {CONTAINER} container")
         else:
             url = self.ingress.url
             self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
@@ -166,11 +155,14 @@ class FlaskCharm(ops.CharmBase):
             )
         if cfg.worker_type == "gevent" and rock.default_worker != "gevent":
             self._check_gevent(container, rock, rock_service.get("user"))
-        secret_key = self._secret_key(cfg)
+        try:
+            key = self.secret_key.get(cfg)
+        except SecretKeyError as exc:
+            raise _NotReadyError(exc.status) from None
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
-        return workload.FlaskApp(rock_service, cfg, secret_key, base_url)
+        return workload.FlaskApp(rock_service, cfg, key, base_url)
 
     def _rock_service(self, container: ops.Container) -> dict[str, Any]:
         """Return the rock's `flask` service, read from the plan once per workload container."""
@@ -219,78 +211,26 @@ class FlaskCharm(ops.CharmBase):
                 )
             )
 
-    def _secret_key(self, cfg: FlaskConfig) -> str:
-        """Return the Flask secret key: the operator's, or the one the leader generated."""
-        if cfg.flask_secret_key and cfg.flask_secret_key_id:
-            raise _NotReadyError(
-                ops.BlockedStatus(
-                    "flask-secret-key and flask-secret-key-id are both set: keep one, e.g. "
-                    f"juju config {self.app.name} --reset flask-secret-key"
-                )
-            )
-        if cfg.flask_secret_key:
-            return cfg.flask_secret_key
-        if cfg.flask_secret_key_id:
-            return self._user_secret_key(cfg.flask_secret_key_id)
-        return self._generated_secret_key()
-
-    def _user_secret_key(self, secret_id: str) -> str:
-        try:
-            content = self.model.get_secret(id=secret_id).get_content(refresh=True)
-        except (ops.SecretNotFoundError, ops.ModelError):
-            raise _NotReadyError(
-                ops.BlockedStatus(
-                    f"flask-secret-key-id: secret {secret_id} not found or not granted: "
-                    f"juju grant-secret {secret_id} {self.app.name}"
-                )
-            ) from None
-        if not content.get("value"):
-            raise _NotReadyError(
-                ops.BlockedStatus(
-                    f"flask-secret-key-id: secret {secret_id} has no `value` key: "
-                    f"juju update-secret {secret_id} value=<key>"
-                )
-            )
-        return content["value"]
-
-    def _generated_secret_key(self) -> str:
-        """Return the app's generated key; the leader creates it on first need."""
-        if self._new_secret_key:
-            return self._new_secret_key
-        peer = self.model.get_relation(PEER)
-        if peer is None:
-            raise _NotReadyError(ops.WaitingStatus(f"waiting for the {PEER} peer relation"))
-        secret_id = peer.data[self.app].get(SECRET_ID_KEY)
-        if secret_id:
-            return self.model.get_secret(id=secret_id).get_content(refresh=True)["value"]
-        if not self.unit.is_leader():
-            msg = "waiting for the leader to generate the secret key"
-            raise _NotReadyError(ops.WaitingStatus(msg))
-        import secrets
-
-        key = secrets.token_urlsafe(32)
-        secret = self.app.add_secret({"value": key}, label=SECRET_LABEL)
-        peer.data[self.app][SECRET_ID_KEY] = secret.id or ""
-        self._new_secret_key = key
-        return key
-
     def _apply(self, container: ops.Container, app: workload.FlaskApp) -> None:
         """Change only what differs: layer → replan; config file alone → push and SIGHUP."""
         layer = workload.pebble_layer(app)
-        layer_changed = not _plan_has(container.get_plan(), layer)
+        layer_changed = not workload.plan_has(container.get_plan().to_dict(), layer)
         conf = app.gunicorn_config()
         conf_changed = self._pull(container) != conf
         if conf_changed:
             pebble_io.push(container, workload.CHARM_GUNICORN_CONFIG, conf, workload.DAEMON_UID)
         if layer_changed:
             container.add_layer(LAYER_LABEL, layer, combine=True)
-            pebble_io.replan(container)
-        elif conf_changed:
-            if container.get_service(workload.APP_SERVICE).is_running():
-                pebble_io.reload(container, workload.APP_SERVICE)
-            else:
+            self._stored.rendered_command = app.command()
+        running = container.get_service(workload.APP_SERVICE).is_running()
+        try:
+            if layer_changed or not running:  # starts it, or restarts it if it changed
                 pebble_io.replan(container)
-        self._stored.rendered_command = app.command()
+            elif conf_changed:
+                pebble_io.reload(container, workload.APP_SERVICE)
+        except ops.pebble.ChangeError as exc:
+            msg = f"the flask service failed to start ({exc.err}): see `pebble logs flask`"
+            raise _NotReadyError(ops.BlockedStatus(msg)) from None
 
     @staticmethod
     def _pull(container: ops.Container) -> str | None:
@@ -298,23 +238,6 @@ class FlaskCharm(ops.CharmBase):
             return container.pull(workload.CHARM_GUNICORN_CONFIG).read()
         except (ops.pebble.PathError, ops.pebble.APIError):
             return None
-
-
-def _plan_has(plan: ops.pebble.Plan, layer: ops.pebble.LayerDict) -> bool:
-    """Whether the plan already holds every service and check of our layer, as we define them."""
-    wanted: list[tuple[Any, dict[str, Any]]] = [
-        (plan.services.get(name), dict(spec)) for name, spec in layer.get("services", {}).items()
-    ]
-    wanted += [
-        (plan.checks.get(name), dict(spec)) for name, spec in layer.get("checks", {}).items()
-    ]
-    for current, spec in wanted:
-        if current is None:
-            return False
-        have = current.to_dict()
-        if any(have.get(key) != value for key, value in spec.items() if key != "override"):
-            return False
-    return True
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -299,3 +299,19 @@ def pebble_layer(app: FlaskApp) -> ops.pebble.LayerDict:
         "services": dict(app_layer.get("services", {})),
         "checks": {**app_layer.get("checks", {}), **exporter_layer.get("checks", {})},
     }
+
+
+def plan_has(plan: Mapping[str, Any], layer: ops.pebble.LayerDict) -> bool:
+    """Whether a plan (as a dict) already holds every service and check of a layer, as defined.
+
+    Only the keys the layer sets are compared (Pebble may add none, but we need not care).
+    """
+    for section in ("services", "checks"):
+        current = plan.get(section) or {}
+        for name, spec in (layer.get(section) or {}).items():  # type: ignore[attr-defined]
+            have = current.get(name)
+            if have is None:
+                return False
+            if any(have.get(key) != value for key, value in spec.items() if key != "override"):
+                return False
+    return True

@@ -10,6 +10,7 @@ import ops
 import pytest
 from ops import testing
 
+import pebble_io
 from charm import FlaskCharm
 from tests.unit.charm.charm_state import ROCK_COMMAND, container, state
 
@@ -357,3 +358,30 @@ def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, cha
     ]
     assert ctx.exec_history == {}
     assert st.unit_status == testing.ActiveStatus("")
+
+
+def test_config_changed_app_failing_to_start_blocks(ctx, charm_dir, monkeypatch):
+    def failing_replan(container: ops.Container) -> None:
+        raise ops.pebble.ChangeError("cannot start service: exited quickly", None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pebble_io, "replan", failing_replan)
+
+    out = run(ctx, "config_changed", settled_state(charm_dir))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "the flask service failed to start (cannot start service: exited quickly): "
+        "see `pebble logs flask`"
+    )
+
+
+def test_update_status_starts_stopped_app(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    stopped = dataclasses.replace(
+        settled.get_container("flask-app"),
+        service_statuses={"flask": ops.pebble.ServiceStatus.INACTIVE},
+    )
+    calls.clear()
+
+    run(ctx, "update_status", dataclasses.replace(settled, containers={stopped}))
+
+    assert calls.log == ["start"]

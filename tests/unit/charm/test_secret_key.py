@@ -167,3 +167,27 @@ def _dir(ctx: testing.Context[FlaskCharm]):
     import tempfile
 
     return pathlib.Path(tempfile.mkdtemp())
+
+
+def test_leader_replaces_vanished_generated_secret(ctx, charm_dir):
+    peer = testing.PeerRelation(
+        "secret-storage", local_app_data={"secret-key-id": "secret:0123456789abcdefghij"}
+    )
+
+    out = ctx.run(ctx.on.config_changed(), state(charm_dir, relations={peer}))
+
+    new_id = out.get_relations("secret-storage")[0].local_app_data["secret-key-id"]
+    assert new_id != "secret:0123456789abcdefghij"
+    assert secret_key_env(out) == (out.get_secret(id=new_id).latest_content or {})["value"]
+
+
+def test_non_leader_waits_when_generated_secret_unreadable(ctx, charm_dir):
+    peer = testing.PeerRelation(
+        "secret-storage", local_app_data={"secret-key-id": "secret:0123456789abcdefghij"}
+    )
+
+    out = ctx.run(ctx.on.config_changed(), state(charm_dir, leader=False, relations={peer}))
+
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for the leader to repair the generated secret key"
+    )
