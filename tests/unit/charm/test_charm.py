@@ -385,3 +385,36 @@ def test_update_status_starts_stopped_app(ctx, charm_dir, calls):
     run(ctx, "update_status", dataclasses.replace(settled, containers={stopped}))
 
     assert calls.log == ["start"]
+
+
+def test_config_changed_unparsable_rock_command_blocks(ctx, charm_dir):
+    st = settled_state(charm_dir, containers={container(charm_dir, command="gunicorn 'app:app")})
+
+    out = run(ctx, "config_changed", st)
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "cannot parse the rock's flask command" in out.unit_status.message
+
+
+def test_config_changed_gunicorn_options_on_non_gunicorn_rock_block(ctx, charm_dir):
+    rock = container(charm_dir, command="/bin/flask run -p 8000")
+    st = settled_state(charm_dir, containers={rock}, config={"webserver-workers": 2})
+
+    out = run(ctx, "config_changed", st)
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "the rock's flask command does not run it" in out.unit_status.message
+
+
+def test_config_changed_gevent_check_that_cannot_run_waits_and_retries(
+    ctx, charm_dir, monkeypatch
+):
+    def broken_run(container: ops.Container, argv: list[str], **kwargs: object) -> bool:
+        raise ops.pebble.APIError({}, 500, "Internal Server Error", "exec failed")
+
+    monkeypatch.setattr(pebble_io, "run", broken_run)
+
+    out = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": "gevent"}))
+
+    assert isinstance(out.unit_status, testing.WaitingStatus)
+    assert "could not check whether the rock has gevent" in out.unit_status.message

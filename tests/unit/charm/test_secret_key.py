@@ -191,3 +191,10 @@ def test_non_leader_waits_when_generated_secret_unreadable(ctx, charm_dir):
     assert out.unit_status == testing.WaitingStatus(
         "waiting for the leader to repair the generated secret key"
     )
+
+
+def test_rotate_secret_key_before_key_exists_fails(ctx, charm_dir):
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("rotate-secret-key"), state(charm_dir, relations=set()))
+
+    assert "no secret key has been generated yet" in failure.value.message
