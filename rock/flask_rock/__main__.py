@@ -6,6 +6,7 @@ and returning the exit code. Adding a subcommand (such as ``run``) means appendi
 """
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Any
 
 import yaml
 
+from . import local_run
 from .errors import ProjectError
-from .expand import check_project, expand_project
+from .expand import CONFIG_FILES_DIR, check_project, expand_project
 
 DEFAULT_FILE = "rockcraft.yaml"
 
@@ -55,11 +57,26 @@ def _write(text: str, output: str | None) -> None:
         raise ProjectError([f"cannot write {output} ({err}): choose a writable -o/--output path"])
 
 
+def vendor_config_files(project_dir: Path, dirname: str) -> str:
+    """Copy the shipped config files into the project, so `rockcraft pack` needs nothing else."""
+    target = project_dir / dirname
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for item in sorted(CONFIG_FILES_DIR.iterdir()):
+            shutil.copyfile(item, target / item.name)
+    except OSError as err:
+        raise ProjectError([f"cannot write the config files to {target} ({err})"]) from None
+    return dirname
+
+
 def run_expand(args: argparse.Namespace) -> int:
     """Print (or write) the expanded YAML; exit 1 listing the problems if there are any."""
     project_dir = Path(args.dir)
     try:
-        document = expand_project(project_dir, args.file, args.config_source)
+        config_source = args.config_source
+        if args.vendor_config:
+            config_source = vendor_config_files(project_dir, args.vendor_config)
+        document = expand_project(project_dir, args.file, config_source)
         _write(to_yaml(document), args.output)
     except ProjectError as err:
         report_problems(project_dir / args.file, err.problems)
@@ -97,6 +114,11 @@ def add_expand_parser(subparsers: Any) -> None:
         metavar="PATH",
         help="source of the flask-framework/config-files part (default: the bundled files)",
     )
+    parser.add_argument(
+        "--vendor-config",
+        metavar="DIRNAME",
+        help="copy the config files into DIR/DIRNAME and use that as their source",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
     parser.set_defaults(handler=run_expand)
 
@@ -108,8 +130,11 @@ def add_check_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_check)
 
 
-# A `run` subcommand (flask_rock.local_run) plugs in by appending its add_run_parser here.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_expand_parser, add_check_parser]
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_expand_parser,
+    add_check_parser,
+    local_run.add_run_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

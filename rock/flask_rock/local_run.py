@@ -21,6 +21,8 @@ import yaml
 
 from flask_rock import toolchain
 from flask_rock.errors import ProjectError
+from flask_rock.expand import expand_project, is_flask_framework
+from flask_rock.project import load_document
 from flask_rock.rootfs import PEBBLE_DIR, Rootfs, build_rootfs, sandbox_argv
 
 APP_PORT = 8000
@@ -30,7 +32,7 @@ READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0
 
 
-def add_parser(subparsers: "argparse._SubParsersAction") -> None:
+def add_run_parser(subparsers: "argparse._SubParsersAction") -> None:
     """Register the `run` subcommand."""
     parser = subparsers.add_parser(
         "run",
@@ -46,22 +48,23 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
         help="as `docker run … --args`: replace a service's default arguments, "
         "e.g. `--args flask sync` for sync workers (must come last)",
     )
-    parser.set_defaults(handler=lambda options: run(options.project_dir, options.args))
+    parser.set_defaults(handler=run_command)
+
+
+def run_command(options: argparse.Namespace) -> int:
+    """The `run` subcommand: problems are listed, never shown as a traceback."""
+    try:
+        return run(options.project_dir, options.args)
+    except ProjectError as error:
+        print(f"flask_rock run {options.project_dir}: cannot run the rock:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"- {problem}", file=sys.stderr)
+        return 1
 
 
 def load_pack_ready(project_dir: Path) -> dict:
     """The pack-ready rockcraft.yaml of a project, expanding the extension when it is used."""
-    from flask_rock.expand import expand_project, is_flask_framework
-
-    path = project_dir / "rockcraft.yaml"
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ProjectError([f"cannot read {path}: {error.strerror}"]) from None
-    except yaml.YAMLError as error:
-        raise ProjectError([f"{path} is not valid YAML: {error}"]) from None
-    if not isinstance(document, dict):
-        raise ProjectError([f"{path} must be a YAML mapping of rockcraft keys"])
+    document = load_document(project_dir / "rockcraft.yaml")
     if is_flask_framework(document):
         return expand_project(project_dir)
     return document
@@ -174,7 +177,7 @@ def run(project_dir: Path, service_args: list[str] | None) -> int:
         command += ["--args", *service_args]
     argv = sandbox_argv(rootfs, command, env={"PEBBLE": PEBBLE_DIR})
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-    signal.signal(signal.SIGTERM, lambda *_: stop(process, rootfs))
+    signal.signal(signal.SIGTERM, _interrupt)  # unwind to `finally`, as Ctrl-C does
     try:
         if not wait_for_http(f"http://127.0.0.1:{APP_PORT}/", READY_TIMEOUT, process):
             print(f"{document.get('name')} did not start serving; Pebble's view:", file=sys.stderr)
@@ -187,6 +190,10 @@ def run(project_dir: Path, service_args: list[str] | None) -> int:
         return 0
     finally:
         stop(process, rootfs)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def serving_banner(name: str, rootfs: Rootfs) -> str:

@@ -84,7 +84,8 @@ def _requirements_txt_names(path: Path) -> set[str]:
     return _names_from_lines(text.splitlines())
 
 
-def _pyproject_dependencies(path: Path) -> list[str]:
+def pyproject_dependencies(path: Path) -> list[str]:
+    """The `[project].dependencies` of a pyproject.toml; ProjectError when malformed."""
     try:
         with path.open("rb") as stream:
             data = tomllib.load(stream)
@@ -123,7 +124,7 @@ def read_requirement_names(project_dir: Path) -> set[str]:
         problems += err.problems
     try:
         if pyproject.exists():
-            names |= _names_from_lines(_pyproject_dependencies(pyproject))
+            names |= _names_from_lines(pyproject_dependencies(pyproject))
     except ProjectError as err:
         problems += err.problems
     if problems:

@@ -21,7 +21,7 @@ CONFIG_FILES_PART = "flask-framework/config-files"
 PEBBLE_DIR = "/var/lib/pebble/default"
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Directories the extension's logging part creates in the image, writable by the app.
-APP_WRITABLE_DIRS = ("/var/log/flask", "/opt/promtail", "/etc/promtail")
+APP_WRITABLE_DIRS = ("/var/log/flask", "/opt/promtail")  # /etc/promtail: /etc is the host's
 
 
 @dataclass
@@ -170,28 +170,12 @@ def sandbox_argv(
                 "processes their own view of /flask and /bin without touching the host's /)"
             ]
         )
-    root = rootfs.root
     argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    argv += ["--ro-bind", "/usr", "/usr"]
-    for name in ("lib", "lib64", "sbin", "lib32", "libx32"):
-        host = Path("/", name)
-        if host.is_symlink():
-            argv += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            argv += ["--ro-bind", str(host), f"/{name}"]
-    argv += ["--ro-bind", str(root / "bin"), "/bin"]
-    argv += ["--ro-bind", "/etc", "/etc"]
-    argv += ["--ro-bind", str(root / "etc/passwd"), "/etc/passwd"]
-    argv += ["--ro-bind", str(root / "etc/group"), "/etc/group"]
-    argv += ["--bind", str(root / "flask"), "/flask"]
-    for item in sorted(root.iterdir()):
-        if item.is_file():  # files the config part dumped at the root, e.g. statsd-mapping.conf
-            argv += ["--ro-bind", str(item), f"/{item.name}"]
+    argv += _system_binds() + _rock_binds(rootfs.root)
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     argv += ["--perms", "0755", "--tmpfs", "/var"]
     for directory in APP_WRITABLE_DIRS:
-        if not directory.startswith("/etc"):
-            argv += ["--perms", "0777", "--dir", directory]
+        argv += ["--perms", "0777", "--dir", directory]
     argv += _parents("/var/lib/pebble")
     argv += ["--bind", str(rootfs.pebble_dir), PEBBLE_DIR]
     for path in rootfs.host_paths:
@@ -204,6 +188,30 @@ def sandbox_argv(
     for key, value in environment.items():
         argv += ["--setenv", key, value]
     return [*argv, *command]
+
+
+def _system_binds() -> list[str]:
+    """The host's /usr and its /lib* links, read-only: the rock's base, in effect."""
+    argv = ["--ro-bind", "/usr", "/usr"]
+    for name in ("lib", "lib64", "sbin", "lib32", "libx32"):
+        host = Path("/", name)
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), f"/{name}"]
+    return argv
+
+
+def _rock_binds(root: Path) -> list[str]:
+    """The rock's own files over the host's: /bin, accounts, /flask and root-level files."""
+    argv = ["--ro-bind", str(root / "bin"), "/bin", "--ro-bind", "/etc", "/etc"]
+    argv += ["--ro-bind", str(root / "etc/passwd"), "/etc/passwd"]
+    argv += ["--ro-bind", str(root / "etc/group"), "/etc/group"]
+    argv += ["--bind", str(root / "flask"), "/flask"]
+    for item in sorted(root.iterdir()):
+        if item.is_file():  # files the config part dumped at the root, e.g. statsd-mapping.conf
+            argv += ["--ro-bind", str(item), f"/{item.name}"]
+    return argv
 
 
 def _parents(path: str) -> list[str]:

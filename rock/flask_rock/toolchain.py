@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask_rock.errors import ProjectError
+from flask_rock.project import pyproject_dependencies
 
 # `go install` of these fails on the module proxy's version list here, so build from the module
 # cache instead: `go mod download` fetches exactly this version, then `go build` in its directory.
@@ -152,7 +153,8 @@ def ensure_app_environment(project_dir: Path) -> Path:
     requirements = [GUNICORN_REQUIREMENT]
     if (project_dir / "requirements.txt").is_file():
         requirements += ["-r", str(project_dir / "requirements.txt")]
-    requirements += _pyproject_dependencies(project_dir)
+    if (project_dir / "pyproject.toml").is_file():
+        requirements += pyproject_dependencies(project_dir / "pyproject.toml")
     pip = [str(venv / "bin" / "python3"), "-m", "pip", "--disable-pip-version-check", "-q"]
     result = subprocess.run([*pip, "install", *requirements], capture_output=True, text=True)
     if result.returncode != 0:
@@ -161,22 +163,6 @@ def ensure_app_environment(project_dir: Path) -> Path:
         raise ProjectError([f"installing the project's requirements failed: {tail}"])
     (venv / ".complete").write_text("")
     return venv
-
-
-def _pyproject_dependencies(project_dir: Path) -> list[str]:
-    path = project_dir / "pyproject.toml"
-    if not path.is_file():
-        return []
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        project = tomllib.loads(path.read_text()).get("project", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return []
-    dependencies = project.get("dependencies", []) if isinstance(project, dict) else []
-    return [item for item in dependencies if isinstance(item, str)]
 
 
 def python_home(venv: Path) -> Path:

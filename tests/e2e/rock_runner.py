@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,21 @@ def wait_for_metric(name: str, labels: str, expected: float, timeout: float = 10
         time.sleep(0.1)
         value = metric(name, labels)
     return value
+
+
+def settled_metric(
+    name: str, labels: str = "", quiet: float = 0.5, timeout: float = 10.0
+) -> float:
+    """A series' value once no StatsD packet from earlier requests is still moving it."""
+    deadline = time.monotonic() + timeout
+    value = metric(name, labels)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        latest = metric(name, labels)
+        if latest == value:
+            return value
+        value = latest
+    raise AssertionError(f"{name}{{{labels}}} kept changing for {timeout}s")
 
 
 def gunicorn_master_cmdlines() -> list[str]:

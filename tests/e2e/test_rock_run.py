@@ -25,8 +25,8 @@ def test_run_serves_static_files_and_runs_as_daemon_user(sample_rock: RunningRoc
 
 
 def test_run_metrics_count_requests_exactly(sample_rock: RunningRock):
-    requests_before = rock_runner.wait_for_metric("flask_requests", "", 1)
-    created_before = rock_runner.metric("flask_response_code", 'status="201"')
+    requests_before = rock_runner.settled_metric("flask_requests")
+    created_before = rock_runner.settled_metric("flask_response_code", 'status="201"')
     sent = 7
 
     for _ in range(sent):
@@ -36,11 +36,12 @@ def test_run_metrics_count_requests_exactly(sample_rock: RunningRock):
     requests = rock_runner.wait_for_metric("flask_requests", "", requests_before + sent)
     assert created - created_before == sent
     assert requests - requests_before == sent
+    assert rock_runner.settled_metric("flask_requests") == requests  # and no more arrive
 
 
 def test_run_metrics_count_200_responses_exactly(sample_rock: RunningRock):
-    ok_before = rock_runner.wait_for_metric("flask_response_code", 'status="200"', 1)
-    duration_before = rock_runner.metric("flask_request_duration_count")
+    ok_before = rock_runner.settled_metric("flask_response_code", 'status="200"')
+    duration_before = rock_runner.settled_metric("flask_request_duration_count")
     sent = 5
 
     for _ in range(sent):

@@ -1,6 +1,5 @@
 """`flask_rock run rock/sample --args flask sync`: the Docker-style override of the worker."""
 
-
 from tests.e2e import rock_runner
 from tests.e2e.rock_runner import RunningRock
 

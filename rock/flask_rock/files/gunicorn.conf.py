@@ -1,5 +1,5 @@
-# Gunicorn settings baked into every flask-framework rock as /flask/gunicorn.conf.py.
-# The charm layers its own, operator-set options on top of these.
+"""Gunicorn settings baked into every flask-framework rock as /flask/gunicorn.conf.py."""
+
 bind = ["0.0.0.0:8000"]
 chdir = "/flask/app"
 statsd_host = "localhost:9125"

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 import yaml
-from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form, write_files
+
+from tests.unit.rock.flask_rock_helpers import FLASK_APP, ProjectFactory, short_form, write_files
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+
 from flask_rock import __main__ as cli
 from flask_rock.expand import expand_project
-from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
+from tests.unit.rock.flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
 
 ROCK_DIR = Path(__file__).parents[3] / "rock"
 

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+
 from flask_rock.entrypoint import (
     NOT_FOUND,
     candidate_paths,
@@ -11,7 +12,7 @@ from flask_rock.entrypoint import (
     module_path,
 )
 from flask_rock.errors import ProjectError
-from flask_rock_helpers import write_files
+from tests.unit.rock.flask_rock_helpers import write_files
 
 
 def discover(root: Path, files: Mapping[str, str | None], name: str | None = "my-app") -> str:

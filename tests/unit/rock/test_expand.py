@@ -4,8 +4,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from flask_rock.expand import CONFIG_FILES_DIR, expand_project
-from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
+from tests.unit.rock.flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
 
 DAEMON = 584792
 INSTALL_APP = "flask-framework/install-app"

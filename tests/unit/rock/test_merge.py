@@ -4,9 +4,10 @@ import copy
 from typing import Any
 
 import pytest
-from flask_rock.merge import merge_document, merge_value
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from flask_rock.merge import merge_document, merge_value
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
 values = st.recursive(

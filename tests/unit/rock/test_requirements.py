@@ -4,10 +4,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from flask_rock.errors import ProjectError
 from flask_rock.expand import check_project, expand_project
 from flask_rock.project import read_requirement_names, requirement_files
-from flask_rock_helpers import FLASK_APP, ProjectFactory
+from tests.unit.rock.flask_rock_helpers import FLASK_APP, ProjectFactory
 
 
 def names_of(tmp_path: Path, requirements: str | None = None, pyproject: str | None = None):

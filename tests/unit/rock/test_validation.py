@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import pytest
+
 from flask_rock.errors import ProjectError
 from flask_rock.expand import check_project, expand_project, is_flask_framework
 from flask_rock.install_app import is_valid_prime_entry
-from flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
+from tests.unit.rock.flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
 
 INSTALL_APP = "flask-framework/install-app"
 
