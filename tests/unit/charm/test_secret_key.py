@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 from ops import testing
 
-from charm import FlaskCharm
 from tests.unit.charm.charm_state import state
 
 
@@ -16,8 +15,8 @@ def secret_key_env(out: testing.State) -> str | None:
     return service.environment.get("FLASK_SECRET_KEY") if service else None
 
 
-def test_leader_elected_generates_key_into_app_secret(ctx):
-    out = ctx.run(ctx.on.leader_elected(), state(_dir(ctx)))
+def test_leader_elected_generates_key_into_app_secret(ctx, charm_dir):
+    out = ctx.run(ctx.on.leader_elected(), state(charm_dir))
 
     peer = out.get_relations("secret-storage")[0]
     secret_id = peer.local_app_data["secret-key-id"]
@@ -28,8 +27,8 @@ def test_leader_elected_generates_key_into_app_secret(ctx):
     assert secret_key_env(out) == key
 
 
-def test_leader_elected_keeps_key_out_of_databags_and_logs(ctx):
-    out = ctx.run(ctx.on.leader_elected(), state(_dir(ctx)))
+def test_leader_elected_keeps_key_out_of_databags_and_logs(ctx, charm_dir):
+    out = ctx.run(ctx.on.leader_elected(), state(charm_dir))
 
     key = secret_key_env(out)
     assert key
@@ -160,13 +159,6 @@ def test_run_migrations_fails_pointing_at_issue(ctx, charm_dir):
         ctx.run(ctx.on.action("run-migrations"), state(charm_dir))
 
     assert "not available in this revision" in failure.value.message
-
-
-def _dir(ctx: testing.Context[FlaskCharm]):
-    import pathlib
-    import tempfile
-
-    return pathlib.Path(tempfile.mkdtemp())
 
 
 def test_leader_replaces_vanished_generated_secret(ctx, charm_dir):
