@@ -1,0 +1,199 @@
+"""Stage a charm project as `charmcraft pack` lays it out, into a directory Juju could run.
+
+`charmcraft.yaml` is split into `metadata.yaml`, `config.yaml` and `actions.yaml`; `src/` and
+`lib/` are copied; the runtime dependencies (`[project].dependencies` of the project's
+pyproject.toml) are installed into `venv/` with `pip install --target` for the base's Python,
+cached by a hash of the dependency list; and `dispatch` is written as charmcraft writes it.
+Re-staging into the same directory (an upgrade) replaces the code and keeps the unit's state
+(`.unit-state.db`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_CACHE = REPO / ".cache" / "charm-venvs"
+# What Juju runs the charm with: the base's own Python (ubuntu@24.04 would give 3.12).
+BASE_PYTHON = Path("/usr/bin/python3")
+DISPATCH = """#!/bin/sh
+JUJU_DISPATCH_PATH="${JUJU_DISPATCH_PATH:-$0}" PYTHONPATH=lib:venv exec ./src/charm.py
+"""
+# charmcraft.yaml keys that are about building, not running: they stay out of metadata.yaml.
+BUILD_KEYS = frozenset(
+    {"type", "base", "bases", "build-base", "platforms", "parts", "config", "actions",
+     "charm-libs", "charmhub", "analysis"}
+)  # fmt: skip
+CODE_DIRS = ("src", "lib")
+GENERATED = ("metadata.yaml", "config.yaml", "actions.yaml", "dispatch", "venv")
+
+
+class StageError(Exception):
+    """The project cannot be staged."""
+
+
+@dataclass
+class StagedCharm:
+    """A staged charm directory and what its metadata says."""
+
+    path: Path
+    metadata: dict[str, Any]
+    config_options: dict[str, dict[str, Any]]
+    actions: dict[str, Any]
+    python: Path
+
+    @property
+    def name(self) -> str:
+        """The charm's name."""
+        return str(self.metadata["name"])
+
+    @property
+    def containers(self) -> list[str]:
+        """The workload containers the charm declares."""
+        return list(self.metadata.get("containers") or {})
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every relation endpoint (peers, provides, requires) and extra binding."""
+        names: list[str] = []
+        for section in ("peers", "provides", "requires", "extra-bindings"):
+            names += list(self.metadata.get(section) or {})
+        return names
+
+    def peer_relations(self) -> dict[str, str]:
+        """Peer endpoints and their interfaces (Juju creates these at deploy time)."""
+        peers = self.metadata.get("peers") or {}
+        return {name: str((spec or {}).get("interface", "")) for name, spec in peers.items()}
+
+
+def split_charmcraft(document: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """`charmcraft.yaml` → (metadata.yaml, config.yaml, actions.yaml) documents."""
+    metadata = {k: v for k, v in document.items() if k not in BUILD_KEYS}
+    if "name" not in metadata:
+        raise StageError("charmcraft.yaml has no `name`")
+    config = {"options": dict((document.get("config") or {}).get("options") or {})}
+    actions = dict(document.get("actions") or {})
+    return metadata, config, actions
+
+
+def runtime_dependencies(project: Path) -> list[str]:
+    """`[project].dependencies` from the project's pyproject.toml."""
+    pyproject = project / "pyproject.toml"
+    if not pyproject.is_file():
+        return []
+    with pyproject.open("rb") as handle:
+        return list(tomllib.load(handle).get("project", {}).get("dependencies", []))
+
+
+def stage(
+    project: Path,
+    charm_dir: Path,
+    *,
+    python: Path | None = None,
+    cache_dir: Path = DEFAULT_CACHE,
+    dependencies: list[str] | None = None,
+) -> StagedCharm:
+    """Stage `project` into `charm_dir` (fresh or an earlier staging: an upgrade)."""
+    python = python or default_python()
+    source = project / "charmcraft.yaml"
+    if not source.is_file():
+        raise StageError(f"{source} does not exist")
+    document = yaml.safe_load(source.read_text()) or {}
+    metadata, config, actions = split_charmcraft(document)
+    charm_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*CODE_DIRS, *GENERATED):
+        _remove(charm_dir / name)
+    for name in CODE_DIRS:
+        if (project / name).is_dir():
+            shutil.copytree(project / name, charm_dir / name, symlinks=True)
+    for name, content in (
+        ("metadata.yaml", metadata),
+        ("config.yaml", config),
+        ("actions.yaml", actions),
+    ):
+        (charm_dir / name).write_text(yaml.safe_dump(content, sort_keys=False))
+    deps = runtime_dependencies(project) if dependencies is None else dependencies
+    _link_tree(ensure_venv(deps, python, cache_dir), charm_dir / "venv")
+    (charm_dir / "dispatch").write_text(DISPATCH)
+    (charm_dir / "dispatch").chmod(0o755)
+    entry = charm_dir / "src" / "charm.py"
+    if not entry.is_file():
+        raise StageError(f"{project}/src/charm.py does not exist")
+    entry.chmod(0o755)
+    return StagedCharm(charm_dir, metadata, config["options"], actions, python)
+
+
+def load(charm_dir: Path, python: Path | None = None) -> StagedCharm:
+    """Describe an already-staged charm directory."""
+
+    def read(name: str) -> dict[str, Any]:
+        path = charm_dir / name
+        return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+    options = read("config.yaml").get("options") or {}
+    return StagedCharm(
+        charm_dir, read("metadata.yaml"), options, read("actions.yaml"), python or default_python()
+    )
+
+
+def default_python() -> Path:
+    """The base's Python if there is one, else the interpreter running us."""
+    return BASE_PYTHON if BASE_PYTHON.exists() else Path(sys.executable)
+
+
+def ensure_venv(dependencies: list[str], python: Path, cache_dir: Path = DEFAULT_CACHE) -> Path:
+    """The `pip install --target` tree for `dependencies` under `python`, built once and cached."""
+    version = subprocess.run(
+        [str(python), "-c", "import sys; print(sys.implementation.cache_tag)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    key = hashlib.sha256("\n".join([version, *sorted(dependencies)]).encode()).hexdigest()[:16]
+    target = cache_dir / key
+    if target.is_dir():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir))
+    argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+    argv += ["--disable-pip-version-check", "--root-user-action=ignore", "--no-compile"]
+    argv += ["--target", str(building), *dependencies]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(building, ignore_errors=True)
+        raise StageError(f"pip could not install {dependencies}:\n{result.stderr[-3000:]}")
+    try:
+        building.rename(target)
+    except OSError:  # another process built it meanwhile
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+def _link_tree(source: Path, destination: Path) -> None:
+    """Copy a tree, hard-linking files where the filesystem allows (the cache is read-only)."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, destination, symlinks=True, copy_function=link_or_copy)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,380 @@
+"""Run a staged charm's hooks and actions as Juju's unit agent does.
+
+`./dispatch` runs in the charm directory with the `JUJU_*` environment ops reads and the hook
+tools first on PATH, inside a bubblewrap mount namespace laid out as a Juju sidecar pod's charm
+container: the charm at `/var/lib/juju/agents/unit-<app>-<n>/charm`, and each workload
+container's Pebble socket directory at `/charm/containers/<container>/`. Nothing is written to
+the host's `/`, and ops is not patched.
+
+Like the agent, a hook that exits non-zero leaves no relation, secret or port changes behind
+(the store is rolled back) and puts the unit in error until a later hook succeeds; statuses,
+logs and action results are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask_rock import rootfs
+
+from . import hooktools
+from .charm_stage import default_python, load
+from .model import ActionRun, Model
+
+JUJU_VERSION = "3.6.8"
+PACKAGE_DIR = Path(__file__).resolve().parent
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RELATION_KINDS = ("created", "joined", "changed", "departed", "broken")
+SECRET_EVENTS = ("secret-changed", "secret-rotate", "secret-remove", "secret-expired")
+WORKLOAD_SUFFIXES = (
+    "-pebble-ready",
+    "-pebble-custom-notice",
+    "-pebble-check-failed",
+    "-pebble-check-recovered",
+)
+HOOK_TIMEOUT = 300.0
+
+
+@dataclass
+class HookResult:
+    """How a hook (or action) run went."""
+
+    name: str
+    returncode: int
+    stdout: str
+    stderr: str
+    logs: list[str] = field(default_factory=list)  # juju-log lines written during the run
+
+    @property
+    def ok(self) -> bool:
+        """Whether the charm exited 0."""
+        return self.returncode == 0
+
+    def describe(self) -> str:
+        """Everything a developer needs when the run did not go as expected."""
+        logs = "\n".join(self.logs)
+        return (
+            f"--- {self.name}: exit {self.returncode} ---\n--- juju-log ---\n{logs}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+@dataclass
+class ActionResult(HookResult):
+    """An action run: the hook's outcome plus what the action reported."""
+
+    uuid: str = ""
+    status: str = ""  # completed or failed
+    message: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+    action_logs: list[str] = field(default_factory=list)  # action-log messages
+
+
+def write_hook_tools(directory: Path, python: Path) -> Path:
+    """Create `directory/bin`: one script running `hooktools.main`, a symlink per tool name."""
+    bin_dir = directory / "bin"
+    if bin_dir.exists():
+        shutil.rmtree(bin_dir)
+    bin_dir.mkdir(parents=True)
+    entry = bin_dir / "hooktool"
+    entry.write_text(
+        f"#!{python} -sE\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(PACKAGE_DIR.parent)!r})\n"
+        f"from {PACKAGE_DIR.name}.hooktools import main\n"
+        "sys.exit(main())\n"
+    )
+    entry.chmod(0o755)
+    for name in hooktools.TOOLS:
+        (bin_dir / name).symlink_to(entry.name)
+    return bin_dir
+
+
+@dataclass
+class Runner:
+    """Runs hooks and actions of the charm staged in `charm_dir` against the store `model`.
+
+    `containers` maps each workload container to the host directory holding its
+    `pebble.socket`; it appears in the hook at `/charm/containers/<name>/`.
+    """
+
+    charm_dir: Path
+    model: Model
+    containers: dict[str, Path] = field(default_factory=dict)
+    python: Path = field(default_factory=default_python)
+    tools_dir: Path | None = None  # default: next to the store
+    timeout: float = HOOK_TIMEOUT
+    juju_version: str = JUJU_VERSION
+
+    def __post_init__(self) -> None:
+        self.charm_dir = Path(self.charm_dir).resolve()
+        tools = self.tools_dir or self.model.path.resolve().parent / "hooktools"
+        self._bin = write_hook_tools(tools, self.python)
+
+    # -- public ---------------------------------------------------------------------------
+
+    def run_hook(
+        self, hook: str, *, unit: str | None = None, env: Mapping[str, str] | None = None
+    ) -> HookResult:
+        """Dispatch `hooks/<hook>` with `env` (the event's own JUJU_* variables) added."""
+        unit = unit or self.model.leader()
+        context = {"JUJU_DISPATCH_PATH": f"hooks/{hook}", "JUJU_HOOK_NAME": hook, **(env or {})}
+        snapshot = self.model.snapshot()
+        result = self._dispatch(hook, unit, context)
+        if not result.ok:
+            self.model.rollback(snapshot)
+        self.model.set_agent_error(unit, "" if result.ok else f'hook failed: "{hook}"')
+        return result
+
+    def run_action(
+        self, name: str, params: Mapping[str, Any] | None = None, *, unit: str | None = None
+    ) -> ActionResult:
+        """Run action `name` as `juju run <unit> <name> k=v…` does."""
+        unit = unit or self.model.leader()
+        full_params = self._action_params(name, dict(params or {}))
+        action_uuid = self.model.start_action(name, full_params, unit)
+        context = {
+            "JUJU_DISPATCH_PATH": f"actions/{name}",
+            "JUJU_HOOK_NAME": "",
+            "JUJU_ACTION_NAME": name,
+            "JUJU_ACTION_UUID": action_uuid,
+        }
+        snapshot = self.model.snapshot()
+        hook = self._dispatch(f"action {name}", unit, context)
+        if not hook.ok:
+            self.model.rollback(snapshot)
+        run: ActionRun = self.model.finish_action(action_uuid, hook.returncode)
+        return ActionResult(
+            **vars(hook),
+            uuid=action_uuid,
+            status=run.status,
+            message=run.message,
+            results=run.results,
+            action_logs=run.logs,
+        )
+
+    def fire(self, event: str, *, unit: str | None = None, **context: Any) -> HookResult:
+        """Fire a Juju event by hook name, with the context Juju would give it.
+
+        Relation events take `relation_id` (or find the endpoint's only relation) and
+        `remote_unit`; `-relation-departed` removes the remote unit first and
+        `-relation-broken` removes the relation afterwards, as Juju does. Secret events take
+        `secret_id` (and `revision` for secret-remove/-expired). Workload events take the
+        container from the event name, and `notice_id`/`notice_type`/`notice_key` or
+        `check_name` where they need them.
+        """
+        kind = event.rsplit("-relation-", 1)[-1] if "-relation-" in event else ""
+        if kind in RELATION_KINDS:
+            return self._fire_relation(event, kind, unit, context)
+        if event in SECRET_EVENTS:
+            return self.run_hook(event, unit=unit, env=self._secret_env(event, unit, context))
+        for suffix in WORKLOAD_SUFFIXES:
+            if event.endswith(suffix):
+                env = {"JUJU_WORKLOAD_NAME": event[: -len(suffix)]}
+                env.update(_workload_extras(context))
+                return self.run_hook(event, unit=unit, env=env)
+        if context:
+            raise TypeError(f"{event} takes no context, got {sorted(context)}")
+        return self.run_hook(event, unit=unit)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _fire_relation(
+        self, event: str, kind: str, unit: str | None, context: dict[str, Any]
+    ) -> HookResult:
+        endpoint = event[: -len(f"-relation-{kind}")]
+        relation_id = context.pop("relation_id", None)
+        if relation_id is None:
+            candidates = self.model.relations(endpoint)
+            if len(candidates) != 1:
+                raise ValueError(f"{event}: pass relation_id ({len(candidates)} relations)")
+            relation_id = candidates[0].id
+        relation = self.model.relation(relation_id)
+        remote_unit = context.pop("remote_unit", None)
+        if context:
+            raise TypeError(f"{event} got unexpected context {sorted(context)}")
+        if kind in ("joined", "departed") and remote_unit is None:
+            raise ValueError(f"{event}: pass remote_unit")
+        env = {
+            "JUJU_RELATION": relation.endpoint,
+            "JUJU_RELATION_ID": relation.ref,
+            "JUJU_REMOTE_APP": relation.remote_app,
+        }
+        if remote_unit and kind in ("joined", "changed", "departed"):
+            env["JUJU_REMOTE_UNIT"] = remote_unit
+        if kind == "joined" and not relation.peer:
+            self.model.add_remote_unit(relation_id, remote_unit or "")
+        if kind == "departed":
+            env["JUJU_DEPARTING_UNIT"] = remote_unit or ""
+            if not relation.peer:
+                self.model.remove_remote_unit(relation_id, remote_unit or "")
+        result = self.run_hook(event, unit=unit, env=env)
+        if kind == "broken":
+            self.model.remove_relation(relation_id)
+        return result
+
+    def _secret_env(self, event: str, unit: str | None, context: dict[str, Any]) -> dict[str, str]:
+        secret = self.model.secret(str(context.pop("secret_id")))
+        revision = context.pop("revision", None)
+        if context:
+            raise TypeError(f"{event} got unexpected context {sorted(context)}")
+        label = secret.label
+        if event == "secret-changed":  # a consumer's event: its own label
+            consumer = secret.consumers.get(unit or self.model.leader())
+            label = consumer.label if consumer else ""
+        env = {"JUJU_SECRET_ID": secret.id}
+        if label:
+            env["JUJU_SECRET_LABEL"] = label
+        if event in ("secret-remove", "secret-expired"):
+            env["JUJU_SECRET_REVISION"] = str(revision or secret.latest.revision)
+        return env
+
+    def _action_params(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Check params against actions.yaml and add the schema's defaults, as Juju does."""
+        actions = load(self.charm_dir, self.python).actions
+        if name not in actions:
+            raise ValueError(f'action "{name}" not defined')
+        spec = actions[name] or {}
+        declared = spec.get("params") or {}
+        unknown = set(params) - set(declared)
+        if unknown and spec.get("additionalProperties", True) is False:
+            raise ValueError(f"action {name}: unknown parameters {sorted(unknown)}")
+        missing = set(spec.get("required") or []) - set(params)
+        if missing:
+            raise ValueError(f"action {name}: missing required parameters {sorted(missing)}")
+        defaults = {k: v["default"] for k, v in declared.items() if "default" in (v or {})}
+        return {**defaults, **params}
+
+    # -- the process --------------------------------------------------------------------------
+
+    def _environment(self, unit: str, context: Mapping[str, str]) -> dict[str, str]:
+        state = self.model.state()
+        inside = self._inside_charm_dir(unit)
+        agent = f"unit-{unit.replace('/', '-')}"
+        env = {
+            "PATH": f"{self._bin}:{SANDBOX_PATH}",
+            "LANG": "C.UTF-8",
+            "HOME": "/root",
+            hooktools.MODEL_ENV: str(self.model.path.resolve()),
+            "JUJU_CHARM_DIR": inside,
+            "CHARM_DIR": inside,
+            "JUJU_CONTEXT_ID": f"{unit}-{context.get('JUJU_HOOK_NAME') or 'run'}-{_nonce()}",
+            "JUJU_MODEL_NAME": state.model_name,
+            "JUJU_MODEL_UUID": state.model_uuid,
+            "JUJU_UNIT_NAME": unit,
+            "JUJU_PRINCIPAL_UNIT": "",
+            "JUJU_VERSION": self.juju_version,
+            "JUJU_AGENT_SOCKET_ADDRESS": f"@/var/lib/juju/agents/{agent}/agent.socket",
+            "JUJU_AGENT_SOCKET_NETWORK": "unix",
+        }
+        return {**env, **context}
+
+    @staticmethod
+    def _inside_charm_dir(unit: str) -> str:
+        return f"/var/lib/juju/agents/unit-{unit.replace('/', '-')}/charm"
+
+    def sandbox_argv(self, unit: str, env: Mapping[str, str], command: list[str]) -> list[str]:
+        """The bubblewrap command line that runs `command` in the unit's charm container."""
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise RuntimeError("bubblewrap is not installed: apt-get install bubblewrap")
+        argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        argv += rootfs._system_binds()
+        host_bin = Path("/bin")
+        if host_bin.is_symlink():
+            argv += ["--symlink", os.readlink(host_bin), "/bin"]
+        else:
+            argv += ["--ro-bind", "/bin", "/bin"]
+        argv += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]
+        argv += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "0700", "--dir", "/root"]
+        store_dir = self.model.path.resolve().parent
+        argv += [*rootfs._parents(str(store_dir.parent)), "--bind", str(store_dir), str(store_dir)]
+        read_only = {self._bin, PACKAGE_DIR, self.python.resolve().parent.parent}
+        for path in sorted(read_only):
+            if not path.is_relative_to("/usr") and not path.is_relative_to(store_dir):
+                argv += [*rootfs._parents(str(path.parent)), "--ro-bind", str(path), str(path)]
+        inside = self._inside_charm_dir(unit)
+        argv += [*rootfs._parents(str(Path(inside).parent)), "--bind", str(self.charm_dir), inside]
+        for name, host in sorted(self.containers.items()):
+            target = f"/charm/containers/{name}"
+            argv += [*rootfs._parents(str(Path(target).parent))]
+            argv += ["--bind", str(Path(host).resolve()), target]
+        argv += ["--clearenv", "--chdir", inside]
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        return [*argv, *command]
+
+    def _dispatch(self, name: str, unit: str, context: Mapping[str, str]) -> HookResult:
+        env = self._environment(unit, context)
+        argv = self.sandbox_argv(unit, env, ["./dispatch"])
+        log_start = self.model.log_path.stat().st_size if self.model.log_path.exists() else 0
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=self.timeout)
+            returncode = process.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            stderr += f"\n[localjuju] {name} killed after {self.timeout:.0f}s"
+            returncode = -signal.SIGKILL
+        with self.model.log_path.open() as log:
+            log.seek(log_start)
+            logs = log.read().splitlines()
+        return HookResult(name, returncode, stdout, stderr, logs)
+
+
+def _nonce() -> int:
+    return uuid.uuid4().int % 10**19
+
+
+def _workload_extras(context: dict[str, Any]) -> dict[str, str]:
+    names = {
+        "notice_id": "JUJU_NOTICE_ID",
+        "notice_type": "JUJU_NOTICE_TYPE",
+        "notice_key": "JUJU_NOTICE_KEY",
+        "check_name": "JUJU_PEBBLE_CHECK_NAME",
+    }
+    unknown = set(context) - set(names)
+    if unknown:
+        raise TypeError(f"unexpected workload event context {sorted(unknown)}")
+    return {names[k]: str(v) for k, v in context.items()}
+
+
+def run_hook(
+    charm_dir: Path,
+    model: Model,
+    hook: str,
+    *,
+    containers: Mapping[str, Path] | None = None,
+    unit: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> HookResult:
+    """One-off `Runner(...).run_hook(...)`."""
+    return Runner(charm_dir, model, dict(containers or {})).run_hook(hook, unit=unit, env=env)
+
+
+def run_action(
+    charm_dir: Path,
+    model: Model,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    containers: Mapping[str, Path] | None = None,
+    unit: str | None = None,
+) -> ActionResult:
+    """One-off `Runner(...).run_action(...)`."""
+    return Runner(charm_dir, model, dict(containers or {})).run_action(name, params, unit=unit)
