@@ -157,10 +157,12 @@ def sandbox_argv(
     command: list[str],
     env: dict[str, str] | None = None,
     binds: list[tuple[Path, str]] | None = None,
+    die_with_parent: bool = True,
 ) -> list[str]:
     """Wrap `command` in bubblewrap, with the rock's layout as its view of `/`.
 
-    `binds` are extra (host path, sandbox path) pairs mounted read-write.
+    `binds` are extra (host path, sandbox path) pairs mounted read-write. A sandbox that must
+    outlive the process starting it (a deployment left running) passes `die_with_parent=False`.
     """
     bwrap = shutil.which("bwrap")
     if bwrap is None:
@@ -170,7 +172,8 @@ def sandbox_argv(
                 "processes their own view of /flask and /bin without touching the host's /)"
             ]
         )
-    argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    argv += ["--die-with-parent"] if die_with_parent else []
     argv += _system_binds() + _rock_binds(rootfs.root)
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     argv += ["--perms", "0755", "--tmpfs", "/var"]

@@ -125,20 +125,59 @@ def settled_metric(
     raise AssertionError(f"{name}{{{labels}}} kept changing for {timeout}s")
 
 
-def gunicorn_master_cmdlines() -> list[str]:
-    """Command lines of gunicorn masters on this machine (workers share the line, so dedupe)."""
-    lines = []
+def gunicorn_processes() -> dict[int, tuple[int, str]]:
+    """Every gunicorn process of a rock on this machine: pid -> (parent pid, command line)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
         line = " ".join(part.decode(errors="replace") for part in argv if part)
-        if "-m gunicorn" in line and "flask/gunicorn.conf.py" in line:
-            lines.append(line)
-    return sorted(set(lines))
+        if "-m gunicorn" in line and "/gunicorn.conf.py" in line:
+            found[int(entry.name)] = (parent, line)
+    return found
+
+
+def gunicorn_master_cmdlines() -> list[str]:
+    """Command lines of the gunicorn masters (processes whose parent is not gunicorn)."""
+    processes = gunicorn_processes()
+    return sorted(line for parent, line in processes.values() if parent not in processes)
+
+
+def gunicorn_master_pid() -> int:
+    """The pid of the one gunicorn master running."""
+    processes = gunicorn_processes()
+    masters = [pid for pid, (parent, _) in processes.items() if parent not in processes]
+    assert len(masters) == 1, f"expected one gunicorn master: {processes}"
+    return masters[0]
+
+
+def wait_for_worker_count(master: int, count: int, timeout: float = 30.0) -> bool:
+    """Poll until `master` has exactly `count` worker processes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = [pid for pid, (parent, _) in gunicorn_processes().items() if parent == master]
+        if len(workers) == count:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def wait_for_http_ok(path: str, timeout: float = 30.0) -> bool:
+    """Poll the app until `path` answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get(path)[0] == 200:
+                return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def worker_class_from_log(running: RunningRock) -> str:

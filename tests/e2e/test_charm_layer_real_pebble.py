@@ -1,0 +1,96 @@
+"""The charm's layer, applied to a real Pebble running the sample rock's files.
+
+The workload container is started as Juju starts it (`--hold`, the rock's layer copied in), and
+the layer, environment and Gunicorn config file come from the charm's own pure builders
+(`workload`, `config`), pushed and replanned through ops' real Pebble client.
+"""
+
+import re
+import time
+
+import ops
+import pytest
+
+import workload
+from config import load
+from tests.e2e import rock_runner
+from tests.e2e.rock_runner import SAMPLE
+from tests.e2e.workload_container import WorkloadContainer
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory):
+    """A fresh sample-rock workload container; stopped after the module."""
+    pod = WorkloadContainer(SAMPLE, tmp_path_factory.mktemp("pod"))
+    pod.start()
+    yield pod
+    pod.stop()
+
+
+@pytest.fixture(scope="module")
+def rock_service(container: WorkloadContainer) -> dict:
+    """The rock's own `flask` service, as the charm reads it before adding its layer."""
+    client = ops.pebble.Client(socket_path=str(container.socket))
+    return client.get_plan().services[workload.APP_SERVICE].to_dict()
+
+
+def _apply_charm_layer(container: WorkloadContainer, rock_service: dict, options: dict) -> None:
+    client = ops.pebble.Client(socket_path=str(container.socket))
+    app = workload.FlaskApp(rock_service, load(options), "s3cret", "http://flask-k8s.m:8000")
+    client.push(
+        workload.CHARM_GUNICORN_CONFIG,
+        app.gunicorn_config(),
+        make_dirs=True,
+        user_id=workload.DAEMON_UID,
+        group_id=workload.DAEMON_UID,
+    )
+    client.add_layer("flask-k8s", workload.pebble_layer(app), combine=True)
+    client.replan_services(timeout=60)
+
+
+def _wait_for_master(expected_flag: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    masters: list[str] = []
+    while time.monotonic() < deadline:
+        masters = rock_runner.gunicorn_master_cmdlines()
+        if len(masters) == 1 and masters[0].endswith(expected_flag):
+            return masters[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no single gunicorn master ending in {expected_flag!r}: {masters}")
+
+
+def test_rock_layer_is_in_the_plan_before_the_charm_adds_one(rock_service: dict):
+    assert rock_service["command"].endswith("'app:app' -k [ gevent ]")
+    assert rock_service["user"] == "_daemon_"
+
+
+@pytest.mark.parametrize(
+    ("worker_type", "expected"),
+    [(None, "gevent"), ("sync", "sync"), ("gthread", "gthread"), ("gevent", "gevent")],
+)
+def test_charm_layer_runs_gunicorn_with_the_configured_worker_class(
+    container: WorkloadContainer, rock_service: dict, worker_type: str | None, expected: str
+):
+    options = {"worker-type": worker_type} if worker_type else {}
+
+    _apply_charm_layer(container, rock_service, options)
+
+    master = _wait_for_master(f"-k {expected}")
+    assert f"-c {workload.CHARM_GUNICORN_CONFIG}" in master
+    assert rock_runner.wait_for_http_ok("/", timeout=30)
+    logs = container.pebble("logs", "flask", "-n", "20").stdout
+    assert re.findall(r"Using worker: (\S+)", logs)[-1] == expected
+
+
+def test_charm_settings_and_environment_reach_the_app(
+    container: WorkloadContainer, rock_service: dict
+):
+    _apply_charm_layer(container, rock_service, {"worker-type": "sync", "webserver-workers": 3})
+
+    master = _wait_for_master("-k sync")
+    assert master.endswith("-k sync")
+    master_pid = rock_runner.gunicorn_master_pid()
+    assert rock_runner.wait_for_http_ok("/", timeout=30)
+    assert rock_runner.wait_for_worker_count(master_pid, 3)
+    status, body = rock_runner.get("/secret-key-id")
+    assert status == 200 and '"sha256":null' not in body.replace(" ", "")
