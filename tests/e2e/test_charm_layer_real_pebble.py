@@ -31,7 +31,7 @@ def container(tmp_path_factory):
 def rock_service(container: WorkloadContainer) -> dict:
     """The rock's own `flask` service, as the charm reads it before adding its layer."""
     client = ops.pebble.Client(socket_path=str(container.socket))
-    return client.get_plan().services[workload.APP_SERVICE].to_dict()
+    return dict(client.get_plan().services[workload.APP_SERVICE].to_dict())
 
 
 def _apply_charm_layer(container: WorkloadContainer, rock_service: dict, options: dict) -> None:
