@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.localjuju import charm_stage, hooktools
-from tests.e2e.localjuju.dispatch import HookResult, Runner
+from tests.e2e.localjuju.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from tests.e2e.localjuju.model import Model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -275,13 +275,22 @@ def test_follower_cannot_write_app_data(runner, model):
     assert not status.units[follower].leader
 
 
-def test_container_dir_appears_at_juju_path(staged, model, tmp_path):
+def test_prepare_and_deploy_with_a_container_dir_at_juju_path(staged, tmp_path):
     pebble_dir = tmp_path / "pebble"
     pebble_dir.mkdir()
     (pebble_dir / "pebble.socket").write_text("")  # a stand-in: only the path matters here
-    runner = Runner(staged.path, model, containers={"app": pebble_dir})
+    runner = prepare(
+        staged.path.parent,
+        tmp_path / "deployment",
+        containers={"app": pebble_dir},
+        config={"colour": "red"},
+        dependencies=charm_stage.runtime_dependencies(REPO),
+    )
+    for event in DEPLOY_EVENTS:
+        assert runner.fire(event).ok
+    assert "colour=red" in runner.model.status().units["tiny/0"].status.message
     _ok(runner.fire("app-pebble-ready"))
-    assert model.status().units["tiny/0"].status.message == "sees pebble.socket"
+    assert runner.model.status().units["tiny/0"].status.message == "sees pebble.socket"
 
 
 # -- the hook tools' error protocol, called directly ----------------------------------------
@@ -329,3 +338,33 @@ def test_tools_read_and_write_relation_data(model, monkeypatch, capsys):
     assert json.loads(out)["ingress-addresses"] == ["127.0.0.1"]
     code, _, err = _tool(model, monkeypatch, capsys, "network-get", "--format=json", "nope")
     assert code == 1 and "no network config" in err
+
+
+def test_tools_secret_lifecycle(model, monkeypatch, capsys, tmp_path):
+    (tmp_path / "token").write_text("one")
+    code, out, err = _tool(
+        model, monkeypatch, capsys, "secret-add", "--label", "tok", "--owner", "application",
+        f"token#file={tmp_path / 'token'}",
+    )  # fmt: skip
+    assert code == 0, err
+    secret_id = out.strip()
+    assert secret_id.startswith("secret:") and len(secret_id) == len("secret:") + 20
+    _tool(
+        model, monkeypatch, capsys, "secret-set", "--owner", "application", secret_id, "token=two"
+    )
+    code, out, _ = _tool(
+        model, monkeypatch, capsys, "secret-info-get", "--format=json", "--label", "tok"
+    )
+    [(xid, info)] = json.loads(out).items()
+    assert secret_id.endswith(xid) and info["revision"] == 2 and info["label"] == "tok"
+    code, out, _ = _tool(
+        model, monkeypatch, capsys, "secret-get", "--format=json", "--label", "tok"
+    )
+    assert json.loads(out) == {"token": "two"}
+    _tool(model, monkeypatch, capsys, "secret-remove", secret_id, "--revision", "1")
+    assert [r.revision for r in model.secret(secret_id).revisions] == [2]
+    code, out, _ = _tool(model, monkeypatch, capsys, "secret-ids", "--format=json")
+    assert json.loads(out) == [secret_id]
+    _tool(model, monkeypatch, capsys, "secret-remove", secret_id)
+    code, _, err = _tool(model, monkeypatch, capsys, "secret-get", secret_id, "--format=json")
+    assert code == 1 and "not found" in err

@@ -26,7 +26,7 @@ from typing import Any
 from flask_rock import rootfs
 
 from . import hooktools
-from .charm_stage import default_python, load
+from .charm_stage import default_python, load, stage
 from .model import ActionRun, Model
 
 JUJU_VERSION = "3.6.8"
@@ -41,6 +41,8 @@ WORKLOAD_SUFFIXES = (
     "-pebble-check-recovered",
 )
 HOOK_TIMEOUT = 300.0
+# What `juju deploy` fires on a sidecar unit, before each container's <name>-pebble-ready.
+DEPLOY_EVENTS = ("install", "leader-elected", "config-changed", "start")
 
 
 @dataclass
@@ -378,3 +380,36 @@ def run_action(
 ) -> ActionResult:
     """One-off `Runner(...).run_action(...)`."""
     return Runner(charm_dir, model, dict(containers or {})).run_action(name, params, unit=unit)
+
+
+def prepare(
+    project: Path,
+    state_dir: Path,
+    *,
+    app: str | None = None,
+    model_name: str = "local",
+    containers: Mapping[str, Path] | None = None,
+    config: Mapping[str, Any] | None = None,
+    units: int = 1,
+    dependencies: list[str] | None = None,
+) -> Runner:
+    """Do what `juju deploy` does before the first hook; fire nothing.
+
+    Stages `project` into `state_dir/charm`, creates the store `state_dir/model/model.json`
+    with the charm's config options, endpoints and peer relations, and applies `config`.
+    Fire `DEPLOY_EVENTS` and then `<container>-pebble-ready` to finish the deployment.
+    """
+    staged = stage(project, state_dir / "charm", dependencies=dependencies)
+    model = Model.create(
+        state_dir / "model" / "model.json",
+        app or staged.name,
+        model_name,
+        staged.config_options,
+        units=units,
+        endpoints=staged.endpoints,
+    )
+    for endpoint, interface in staged.peer_relations().items():
+        model.add_peer_relation(endpoint, interface)
+    if config:
+        model.set_config(config)
+    return Runner(staged.path, model, dict(containers or {}), python=staged.python)
