@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -472,6 +473,15 @@ def _manage(ctx: Context, state: State, secret: Secret) -> None:
         raise ToolError(f'secret "{secret.xid}": only the leader may change it: permission denied')
 
 
+@contextlib.contextmanager
+def _managed_secret(ctx: Context, secret_id: str) -> Iterator[tuple[State, Secret]]:
+    """The secret, in a transaction, once we know this unit may change it."""
+    with ctx.model.transaction() as state:
+        secret = _lookup_secret(ctx, state, secret_id, None)
+        _manage(ctx, state, secret)
+        yield state, secret
+
+
 def _find_by_label(ctx: Context, state: State, label: str) -> Secret:
     for secret in state.secrets:
         if _owns(ctx, secret) and secret.label == label:
@@ -566,9 +576,7 @@ def secret_set(ctx: Context, args: Sequence[str]) -> None:
     parser.add_argument("content", nargs="*")
     opts = parser.parse_args(args)
     content = _secret_content(opts.content)
-    with ctx.model.transaction() as state:
-        secret = _lookup_secret(ctx, state, opts.id, None)
-        _manage(ctx, state, secret)
+    with _managed_secret(ctx, opts.id) as (state, secret):
         for name in ("label", "description", "expire", "rotate"):
             if getattr(opts, name) is not None:
                 setattr(secret, name, getattr(opts, name))
@@ -632,9 +640,7 @@ def _grantee(ctx: Context, state: State, opts: Any) -> tuple[str, int | None]:
 def secret_grant(ctx: Context, args: Sequence[str]) -> None:
     """`secret-grant --relation N [--unit U] id`."""
     opts = _grant_parser("secret-grant").parse_args(args)
-    with ctx.model.transaction() as state:
-        secret = _lookup_secret(ctx, state, opts.id, None)
-        _manage(ctx, state, secret)
+    with _managed_secret(ctx, opts.id) as (state, secret):
         grantee, relation_id = _grantee(ctx, state, opts)
         secret.grants[grantee] = relation_id
 
@@ -642,9 +648,7 @@ def secret_grant(ctx: Context, args: Sequence[str]) -> None:
 def secret_revoke(ctx: Context, args: Sequence[str]) -> None:
     """`secret-revoke [--relation N] [--app A] [--unit U] id`."""
     opts = _grant_parser("secret-revoke").parse_args(args)
-    with ctx.model.transaction() as state:
-        secret = _lookup_secret(ctx, state, opts.id, None)
-        _manage(ctx, state, secret)
+    with _managed_secret(ctx, opts.id) as (state, secret):
         grantee, _ = _grantee(ctx, state, opts)
         secret.grants.pop(grantee, None)
         for unit in [u for u in secret.consumers if u.split("/")[0] == grantee or u == grantee]:
@@ -657,9 +661,7 @@ def secret_remove(ctx: Context, args: Sequence[str]) -> None:
     parser.add_argument("id")
     parser.add_argument("--revision", type=int)
     opts = parser.parse_args(args)
-    with ctx.model.transaction() as state:
-        secret = _lookup_secret(ctx, state, opts.id, None)
-        _manage(ctx, state, secret)
+    with _managed_secret(ctx, opts.id) as (state, secret):
         if opts.revision is None:
             state.secrets.remove(secret)
             return
