@@ -16,6 +16,7 @@ from typing import Any
 
 import ops
 
+import observability
 import pebble_io
 import secret_key
 import workload
@@ -49,6 +50,7 @@ class FlaskCharm(ops.CharmBase):
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self.secret_key = secret_key.SecretKey(self)
+        self.observability = observability.Observability(self)
         on = self.on
         for event in (
             on.install,
@@ -64,6 +66,8 @@ class FlaskCharm(ops.CharmBase):
             on["ingress"].relation_changed,
             on["ingress"].relation_departed,
             on["ingress"].relation_broken,
+            on[observability.METRICS_RELATION].relation_joined,
+            on[observability.METRICS_RELATION].relation_changed,
         ):
             framework.observe(event, self._on_state_changed)
         framework.observe(on[CONTAINER].pebble_ready, self._on_pebble_ready)
@@ -118,6 +122,7 @@ class FlaskCharm(ops.CharmBase):
     def _reconcile(self) -> ops.StatusBase:
         """Bring the workload and relation data to the desired state; return the status."""
         self.ingress.publish()
+        self.observability.publish()
         container = self.unit.get_container(CONTAINER)
         try:
             self._apply(container, self._desired_app(container))

@@ -10,28 +10,34 @@ any. A "fresh container" (a new pod, or a new image) is a new layout and an empt
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 from flask_rock import local_run, toolchain
-from flask_rock.rootfs import PEBBLE_DIR, Rootfs, sandbox_argv
+from flask_rock.rootfs import PEBBLE_DIR, sandbox_argv
+from tests.e2e import processes
 
 CONTAINER_MOUNT = "/charm/container"
 SOCKET_NAME = "pebble.socket"
 READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
 
 
 class WorkloadContainer:
-    """One workload container: start, stop, replace, and talk to its Pebble from the host."""
+    """One workload container: start, stop, replace, and talk to its Pebble from the host.
+
+    The container outlives the process that starts it (a deployment is left running), so it is
+    found again from its state directory: the sandbox's pid is kept in `pod.pid`.
+    """
 
     def __init__(self, project_dir: Path, state_dir: Path):
         self.project_dir = project_dir.resolve()
         self.state_dir = state_dir
         self.charm_container_dir = state_dir / "charm-container"  # /charm/container inside
         self.log_path = state_dir / "pebble.log"
-        self.rootfs: Rootfs | None = None
-        self._process: subprocess.Popen | None = None
+        self.pid_path = state_dir / "pod.pid"
 
     @property
     def socket(self) -> Path:
@@ -41,7 +47,7 @@ class WorkloadContainer:
     def start(self) -> None:
         """Start a fresh container: the image's files and an empty Pebble state."""
         self.stop()
-        self.rootfs, _ = local_run.prepare(self.project_dir, self.state_dir / "image")
+        rootfs, _ = local_run.prepare(self.project_dir, self.state_dir / "image")
         shutil.rmtree(self.charm_container_dir, ignore_errors=True)
         self.charm_container_dir.mkdir(parents=True)
         env = {
@@ -51,19 +57,26 @@ class WorkloadContainer:
         }
         command = ["/bin/pebble", "run", "--create-dirs", "--hold", "--verbose"]
         argv = sandbox_argv(
-            self.rootfs, command, env=env, binds=[(self.charm_container_dir, CONTAINER_MOUNT)]
+            rootfs,
+            command,
+            env=env,
+            binds=[(self.charm_container_dir, CONTAINER_MOUNT)],
+            die_with_parent=False,
         )
         with self.log_path.open("a") as log:
-            self._process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # not killed with the command that deployed it
             )
-        self._wait_ready()
+        self.pid_path.write_text(f"{process.pid}\n")
+        self._wait_ready(process)
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, process: subprocess.Popen) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process is None or self._process.poll() is not None:
-                break
+        while time.monotonic() < deadline and process.poll() is None:
             if self.socket.exists() and self.pebble("services").returncode == 0:
                 return
             time.sleep(0.1)
@@ -77,21 +90,25 @@ class WorkloadContainer:
             [str(binary), *args], env=env, capture_output=True, text=True, timeout=timeout
         )
 
+    def _sandbox_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if processes.alive(pid) else None
+
     @property
     def running(self) -> bool:
         """Whether the container's Pebble is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self._sandbox_pid() is not None
 
     def stop(self) -> None:
-        """Stop the container as Kubernetes would: SIGTERM to Pebble, which stops the services."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self.pebble("stop", "--no-wait", "flask", "statsd-exporter", timeout=20)
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
+        """Stop the container as Kubernetes does: SIGTERM to Pebble, which stops the services."""
+        sandbox = self._sandbox_pid()
+        if sandbox is not None:
+            pebble = processes.descendant(sandbox, "/bin/pebble")
+            os.kill(pebble or sandbox, signal.SIGTERM)
+            if not processes.wait_gone(sandbox, STOP_TIMEOUT):
+                os.killpg(sandbox, signal.SIGKILL)  # the whole pod, as a kubelet would
+                processes.wait_gone(sandbox, STOP_TIMEOUT)
+        self.pid_path.unlink(missing_ok=True)

@@ -25,6 +25,8 @@ from typing import Any
 
 import ops
 
+from charms.flask_k8s.v0 import databags
+
 logger = logging.getLogger(__name__)
 
 
@@ -66,14 +68,9 @@ class IngressRequirer(ops.Object):
         unit_host = self._charm.unit.name.replace("/", "-")
         app, model = self._charm.app.name, self._charm.model.name
         data = {"host": json.dumps(f"{unit_host}.{app}-endpoints.{model}.svc.cluster.local")}
-        address = None
-        try:
-            binding = self._charm.model.get_binding(relation)
-            address = binding.network.bind_address if binding else None
-        except ops.ModelError as exc:  # network-get can fail while the pod is starting
-            logger.info("ingress: no bind address yet: %s", exc)
+        address = databags.bind_address(self._charm, relation)
         if address is not None:
-            data["ip"] = json.dumps(str(address))
+            data["ip"] = json.dumps(address)
         return data
 
     def publish(self) -> None:
@@ -85,9 +82,7 @@ class IngressRequirer(ops.Object):
         if self._charm.unit.is_leader():
             targets.append((relation.data[self._charm.app], self.app_data()))
         for databag, wanted in targets:
-            for key, value in wanted.items():
-                if databag.get(key) != value:
-                    databag[key] = value
+            databags.update(databag, wanted)
 
     @property
     def url(self) -> str | None:

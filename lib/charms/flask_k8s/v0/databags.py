@@ -1,0 +1,28 @@
+"""Small helpers the flask_k8s interface libraries share for writing relation data."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import ops
+
+logger = logging.getLogger(__name__)
+
+
+def update(databag: ops.RelationDataContent, wanted: Mapping[str, str]) -> None:
+    """Write only the keys whose value differs, so a no-op event leaves the relation quiet."""
+    for key, value in wanted.items():
+        if databag.get(key) != value:
+            databag[key] = value
+
+
+def bind_address(charm: ops.CharmBase, relation: ops.Relation) -> str | None:
+    """This unit's address on `relation`, or None while the pod has none yet."""
+    try:
+        binding = charm.model.get_binding(relation)
+        address = binding.network.bind_address if binding else None
+    except ops.ModelError as exc:  # network-get can fail while the pod is starting
+        logger.info("no bind address yet on %s: %s", relation.name, exc)
+        return None
+    return str(address) if address is not None else None

@@ -1,0 +1,116 @@
+"""`scripts/juju-local`: deploy the flask-k8s charm with a rock on this machine, Juju-style.
+
+    juju-local deploy [ROCK_DIR] [--config K=V …]   install → … → start → pebble-ready
+    juju-local config K=V … [--reset K …]           config-changed
+    juju-local run-action NAME [K=V …]              an action, with its results
+    juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
+    juju-local upgrade                              refresh: new charm code and a fresh pod
+    juju-local status | remove
+
+No Juju and no Kubernetes: the charm runs as Juju dispatches it, against a real Pebble running
+the rock's files. The deployment stays up between commands until `remove`.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tests.e2e import prometheus
+from tests.e2e.local_deployment import SAMPLE, Deployment, DeploymentError
+from tests.e2e.localjuju.charm_stage import REPO
+
+DEFAULT_STATE = REPO / ".cache" / "local-juju" / "default"
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def endpoints(deployment: Deployment) -> str:
+    """Where the deployment can be reached, and how to stop it."""
+    lines = [
+        f"  app:        http://127.0.0.1:8000/   (rock: {deployment.meta['rock']})",
+        "  metrics:    http://127.0.0.1:9102/metrics",
+    ]
+    if deployment.prometheus.pid_path.exists():
+        lines.append(f"  prometheus: {prometheus.URL}/graph?g0.expr=flask_requests")
+    lines.append(f"Stop it with: scripts/juju-local remove   (state: {deployment.state_dir})")
+    return "\n".join(lines)
+
+
+def _command(deployment: Deployment, options: argparse.Namespace) -> str:
+    if options.command == "deploy":
+        deployment.deploy(Path(options.rock_dir), _pairs(options.config))
+        return f"{deployment.status()}\n\n{endpoints(deployment)}"
+    if options.command == "config":
+        values: dict = {**_pairs(options.pairs), **dict.fromkeys(options.reset)}
+        deployment.config(values)
+        return deployment.status()
+    if options.command == "run-action":
+        result = deployment.run_action(options.name, _pairs(options.params))
+        outcome = f"{result.status}: {result.message}" if result.message else result.status
+        return f"{outcome}\n{result.results}"
+    if options.command == "integrate":
+        deployment.integrate_prometheus()
+        return f"{deployment.status()}\n\n{endpoints(deployment)}"
+    if options.command == "upgrade":
+        deployment.upgrade()
+        return deployment.status()
+    if options.command == "status":
+        return f"{deployment.status()}\n\n{endpoints(deployment)}"
+    deployment.remove()
+    return "removed"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `juju-local` command line."""
+    parser = argparse.ArgumentParser(
+        prog="juju-local", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("JUJU_LOCAL_STATE", DEFAULT_STATE)),
+        help="where the deployment's state lives (default: %(default)s)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    deploy = commands.add_parser("deploy", help="deploy the charm with a rock")
+    deploy.add_argument("rock_dir", nargs="?", default=str(SAMPLE), metavar="ROCK_DIR")
+    deploy.add_argument("--config", action="append", default=[], metavar="K=V")
+    config = commands.add_parser("config", help="set (or --reset) charm config")
+    config.add_argument("pairs", nargs="*", metavar="K=V")
+    config.add_argument("--reset", action="append", default=[], metavar="K")
+    action = commands.add_parser("run-action", help="run an action on the unit")
+    action.add_argument("name")
+    action.add_argument("params", nargs="*", metavar="K=V")
+    integrate = commands.add_parser("integrate", help="integrate with a local Prometheus")
+    integrate.add_argument("remote", choices=["prometheus"])
+    for name in ("upgrade", "status", "remove"):
+        commands.add_parser(name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors print what the charm said, never a traceback."""
+    options = build_parser().parse_args(argv)
+    deployment = Deployment(options.state_dir)
+    if options.command not in ("deploy", "remove") and not deployment.exists:
+        print(f"nothing deployed in {options.state_dir}: run `deploy` first", file=sys.stderr)
+        return 1
+    try:
+        print(_command(deployment, options))
+    except DeploymentError as error:
+        print(f"juju-local {options.command} failed:\n{error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

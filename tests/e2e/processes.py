@@ -1,0 +1,52 @@
+"""Finding and ending the processes a local deployment leaves running between commands."""
+
+import time
+from pathlib import Path
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, ended but not yet reaped, does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Poll until `pid` has ended; False if it still runs after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def descendant(pid: int, program: str) -> int | None:
+    """The first process under `pid` started as `program`."""
+    pending = children(pid)
+    while pending:
+        child = pending.pop(0)
+        try:
+            argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if argv0 == program:
+            return child
+        pending += children(child)
+    return None
