@@ -15,9 +15,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """On failure, attach what the running rock shows, not only the assertion."""
     report = yield
-    running = getattr(item, "running_rock", None)
-    if report.failed and running is not None:
-        report.sections.append(("rock state", running.describe()))
+    if report.failed:
+        for attribute in ("running_rock", "deployment"):
+            subject = getattr(item, attribute, None)
+            if subject is not None:
+                report.sections.append((f"{attribute} state", subject.describe()))
     return report
 
 
@@ -45,3 +47,5 @@ def _attach_running_rock(request: pytest.FixtureRequest):
     for name in ("sample_rock", "sample_rock_sync"):
         if name in request.fixturenames:
             request.node.running_rock = request.getfixturevalue(name)
+    if "deployment" in request.fixturenames:
+        request.node.deployment = request.getfixturevalue("deployment")

@@ -91,6 +91,14 @@ def get(path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def get_or_none(path: str) -> int | None:
+    """The status of GET `path`, or None while nothing answers."""
+    try:
+        return get(path)[0]
+    except (urllib.error.URLError, OSError):
+        return None
+
+
 def metric(name: str, labels: str = "") -> float:
     """One sample from the exporter's /metrics; 0 when the series does not exist yet."""
     with urllib.request.urlopen(METRICS_URL, timeout=10) as response:

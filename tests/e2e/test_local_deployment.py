@@ -1,0 +1,186 @@
+"""The main job, end to end: the sample rock deployed with the charm, driven as Juju drives it.
+
+One deployment serves the whole module (deploying takes seconds, not minutes), so the tests run
+in order and each leaves the app serving.
+"""
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.e2e import rock_runner
+from tests.e2e.local_deployment import Deployment
+
+READY = 30.0
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """The sample rock deployed with the charm; removed after the module."""
+    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
+    deployed.deploy()
+    yield deployed
+    deployed.remove()
+
+
+def _unit_status(deployment: Deployment) -> tuple[str, str]:
+    unit = deployment.model.status().units["flask-k8s/0"]
+    return unit.status.status, unit.status.message
+
+
+def _service_starts(deployment: Deployment) -> int:
+    return deployment.container.log_path.read_text().count('Service "flask" starting')
+
+
+def _checks(deployment: Deployment) -> dict[str, tuple[str, int]]:
+    """Each Pebble check's status and success count, from `pebble checks`."""
+    rows = deployment.container.pebble("checks").stdout.splitlines()[1:]
+    found = {}
+    for row in rows:
+        name, _level, _startup, status, successes, *_ = row.split()
+        found[name] = (status, int(successes))
+    return found
+
+
+def _wait(predicate, timeout: float = READY, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+class _Traffic:
+    """Requests in a loop on another thread, counting anything but a 200."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.sent < 10_000:
+            try:
+                status, _ = rock_runner.get("/")
+                if status != 200:
+                    self.failures.append(f"HTTP {status}")
+            except OSError as error:
+                self.failures.append(repr(error))
+            self.sent += 1
+
+    def __enter__(self) -> "_Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def test_deploy_serves_the_sample_active_with_checks_passing(deployment: Deployment):
+    status, body = rock_runner.get("/")
+    assert status == 200 and "flask-k8s sample" in body
+    assert _unit_status(deployment) == ("active", "")
+    # Pebble runs checks every 10 s: wait for each to have passed at least once.
+    assert _wait(lambda: all(ok >= 1 for _, ok in _checks(deployment).values()), timeout=40)
+    assert {name: status for name, (status, _) in _checks(deployment).items()} == {
+        "flask-ready": "up",
+        "statsd-exporter-up": "up",
+    }
+
+
+def test_config_worker_type_sync_restarts_gunicorn_once(deployment: Deployment):
+    starts = _service_starts(deployment)
+    master = rock_runner.gunicorn_master_pid()
+
+    deployment.config({"worker-type": "sync"})
+
+    assert rock_runner.wait_for_http_ok("/")
+    assert rock_runner.gunicorn_master_pid() != master
+    assert rock_runner.gunicorn_master_cmdlines()[0].endswith("-k sync")
+    assert _service_starts(deployment) == starts + 1
+    assert _unit_status(deployment) == ("active", "")
+
+
+def test_config_webserver_timeout_reloads_without_failed_requests(deployment: Deployment):
+    starts = _service_starts(deployment)
+    master = rock_runner.gunicorn_master_pid()
+
+    with _Traffic() as traffic:
+        deployment.config({"webserver-timeout": 42})
+        time.sleep(1.0)  # keep traffic flowing while the new workers take over
+
+    assert traffic.sent > 0 and traffic.failures == []
+    assert rock_runner.gunicorn_master_pid() == master
+    assert _service_starts(deployment) == starts
+    logs = deployment.container.pebble("logs", "flask", "-n", "200").stdout
+    assert "Handling signal: hup" in logs
+
+
+def test_invalid_config_blocks_naming_the_option_and_keeps_serving(deployment: Deployment):
+    master = rock_runner.gunicorn_master_pid()
+
+    deployment.config({"webserver-workers": 0})
+
+    status, message = _unit_status(deployment)
+    assert status == "blocked" and "webserver-workers" in message
+    assert rock_runner.get("/")[0] == 200
+    assert rock_runner.gunicorn_master_pid() == master
+    deployment.config({"webserver-workers": None})
+    assert _unit_status(deployment) == ("active", "")
+
+
+def test_integrate_prometheus_counts_requests_exactly(deployment: Deployment):
+    deployment.integrate_prometheus()
+    prometheus = deployment.prometheus
+    rock_runner.get("/")  # the counter exists only once gunicorn has counted something
+    assert _wait(lambda: prometheus.query("flask_requests"), timeout=30)
+    before = rock_runner.settled_metric("flask_requests")
+    assert _wait(lambda: _prometheus_value(deployment) == before, timeout=30)
+    sent = 9
+
+    for _ in range(sent):
+        assert rock_runner.get("/")[0] == 200
+
+    assert _wait(lambda: _prometheus_value(deployment) == before + sent, timeout=30), (
+        f"Prometheus has {_prometheus_value(deployment)}, expected {before + sent}"
+    )
+    target = prometheus.targets()[0]
+    assert target["health"] == "up"
+    assert target["labels"]["juju_unit"] == "flask-k8s/0"
+
+
+def _prometheus_value(deployment: Deployment) -> float:
+    result = deployment.prometheus.query("flask_requests")
+    return float(result[0]["value"][1]) if result else -1.0
+
+
+def test_rotate_secret_key_action_gives_the_app_a_new_key(deployment: Deployment):
+    _, body = rock_runner.get("/secret-key-id")
+    before = re.search(r'"sha256":\s*"(\w+)"', body)
+    assert before, body
+
+    result = deployment.run_action("rotate-secret-key")
+
+    assert result.status == "completed", result.describe()
+    assert rock_runner.wait_for_http_ok("/secret-key-id")
+    _, body = rock_runner.get("/secret-key-id")
+    after = re.search(r'"sha256":\s*"(\w+)"', body)
+    assert after and after.group(1) != before.group(1)
+
+
+def test_killed_gunicorn_master_is_restarted_by_pebble(deployment: Deployment):
+    master = rock_runner.gunicorn_master_pid()
+
+    os.kill(master, signal.SIGKILL)
+
+    assert _wait(lambda: rock_runner.get_or_none("/") == 200, timeout=60)
+    assert rock_runner.gunicorn_master_pid() != master
+    deployment.fire("update-status")
+    assert _unit_status(deployment) == ("active", "")
