@@ -1,6 +1,6 @@
 """Requests/s and p99 latency of the sample rock per Gunicorn worker class, measured with wrk.
 
-Usage: PYTHONPATH=rock:. python3 bench/throughput.py [SECONDS] [CONNECTIONS]
+Usage: PYTHONPATH=rock:src:lib:. python3 bench/throughput.py [SECONDS] [CONNECTIONS]
 
 Each worker class runs in turn under `flask_rock run rock/sample --args flask <worker>` (real
 Pebble, gunicorn and statsd_exporter) at Gunicorn's default worker count, and wrk loads the
