@@ -223,7 +223,8 @@ def _parents(path: str) -> list[str]:
     current = Path("/")
     for part in Path(path).parts[1:]:
         current = current / part
-        if str(current) in ("/usr", "/etc", "/bin", "/flask", "/tmp", "/proc", "/dev"):
-            return argv
-        argv += ["--perms", "0755", "--dir", str(current)]
+        if str(current) in ("/usr", "/etc", "/bin", "/flask", "/proc", "/dev"):
+            return argv  # bound from elsewhere: nothing to create inside
+        if str(current) != "/tmp":  # a sticky tmpfs already; a checkout may live under it
+            argv += ["--perms", "0755", "--dir", str(current)]
     return argv

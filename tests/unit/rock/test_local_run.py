@@ -165,3 +165,20 @@ def test_pack_ready_document_is_used_as_is(tmp_path: Path):
     document = {"name": "x", "services": {"flask": {"command": "c"}}, "parts": {}}
     (tmp_path / "rockcraft.yaml").write_text(yaml.safe_dump(document))
     assert local_run.load_pack_ready(tmp_path) == document
+
+
+def test_sandbox_makes_every_ancestor_of_a_bound_path_traversable(
+    make_project: ProjectFactory, tmp_path: Path, fake_venv: Path, fake_binaries: dict[str, Path]
+):
+    # The app runs as _daemon_: it must reach the venv even when the checkout lives in /tmp.
+    project_dir = make_project()
+    rootfs = build_rootfs(
+        expand_project(project_dir), project_dir, tmp_path / "s", fake_venv, fake_binaries
+    )
+
+    argv = sandbox_argv(rootfs, ["/bin/true"])
+
+    created = {argv[i + 1] for i, arg in enumerate(argv) if arg == "--dir"}
+    for ancestor in list(fake_venv.parents)[:-1]:
+        if str(ancestor) != "/tmp":
+            assert str(ancestor) in created, ancestor
