@@ -261,10 +261,10 @@ class FlaskCharm(ops.CharmBase):
 
     def _sync_log_targets(self, container: ops.Container) -> None:
         """Apply the log targets alone, for when the app's layer cannot be computed."""
+        if not container.can_connect():
+            return
         try:
-            plan = container.get_plan().to_dict() if container.can_connect() else None
-            if plan is None:
-                return
+            plan = container.get_plan().to_dict()
             targets = self.observability.log_targets(plan.get("log-targets") or {})
             layer = workload.log_targets_layer(targets)
             if not workload.plan_has(plan, layer, workload.LOG_SECTIONS):
