@@ -55,8 +55,6 @@ class FlaskCharm(ops.CharmBase):
         for event in (
             on.install,
             on.start,
-            on.upgrade_charm,
-            on.leader_elected,
             on.config_changed,
             on.update_status,
             on.secret_changed,
@@ -68,8 +66,19 @@ class FlaskCharm(ops.CharmBase):
             on["ingress"].relation_broken,
             on[observability.METRICS_RELATION].relation_joined,
             on[observability.METRICS_RELATION].relation_changed,
+            on[observability.LOGGING_RELATION].relation_joined,
+            on[observability.LOGGING_RELATION].relation_changed,
+            on[observability.LOGGING_RELATION].relation_departed,
+            on[observability.LOGGING_RELATION].relation_broken,
         ):
             framework.observe(event, self._on_state_changed)
+        # Grafana re-reads dashboards only when told to (a new `uuid`): these events re-send.
+        for event in (
+            on.upgrade_charm,
+            on.leader_elected,
+            on[observability.DASHBOARD_RELATION].relation_created,
+        ):
+            framework.observe(event, self._on_dashboards_stale)
         framework.observe(on[CONTAINER].pebble_ready, self._on_pebble_ready)
         framework.observe(on.secret_remove, self._on_secret_remove)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
@@ -77,6 +86,10 @@ class FlaskCharm(ops.CharmBase):
         framework.observe(on.run_migrations_action, self._on_run_migrations_action)
 
     def _on_state_changed(self, _: ops.EventBase) -> None:
+        self._reconcile()
+
+    def _on_dashboards_stale(self, _: ops.EventBase) -> None:
+        self.observability.refresh_dashboards()
         self._reconcile()
 
     def _on_pebble_ready(self, _: ops.PebbleReadyEvent) -> None:
@@ -128,6 +141,7 @@ class FlaskCharm(ops.CharmBase):
             self._apply(container, self._desired_app(container))
         except _NotReadyError as exc:
             self._status = exc.status
+            self._sync_log_targets(container)  # logs still flow where the relations say
         except ops.pebble.ConnectionError:  # the workload container went away mid-hook
             self._status = ops.WaitingStatus(f"waiting for Pebble in the {CONTAINER} container")
         else:
@@ -217,15 +231,23 @@ class FlaskCharm(ops.CharmBase):
             )
 
     def _apply(self, container: ops.Container, app: workload.FlaskApp) -> None:
-        """Change only what differs: layer → replan; config file alone → push and SIGHUP."""
-        layer = workload.pebble_layer(app)
-        layer_changed = not workload.plan_has(container.get_plan().to_dict(), layer)
+        """Change only what differs: layer → replan; config file alone → push and SIGHUP.
+
+        Log targets alone only take a new layer: Pebble's log manager follows the plan, and a
+        replan restarts only services whose definition changed.
+        """
+        plan = container.get_plan().to_dict()
+        log_targets = self.observability.log_targets(plan.get("log-targets") or {})
+        layer = workload.pebble_layer(app, log_targets)
+        layer_changed = not workload.plan_has(plan, layer)
+        targets_changed = not workload.plan_has(plan, layer, workload.LOG_SECTIONS)
         conf = app.gunicorn_config()
         conf_changed = self._pull(container) != conf
         if conf_changed:
             pebble_io.push(container, workload.CHARM_GUNICORN_CONFIG, conf, workload.DAEMON_UID)
-        if layer_changed:
+        if layer_changed or targets_changed:
             container.add_layer(LAYER_LABEL, layer, combine=True)
+        if layer_changed:
             self._stored.rendered_command = app.command()
         running = container.get_service(workload.APP_SERVICE).is_running()
         try:
@@ -236,6 +258,19 @@ class FlaskCharm(ops.CharmBase):
         except ops.pebble.ChangeError as exc:
             msg = f"the flask service failed to start ({exc.err}): see `pebble logs flask`"
             raise _NotReadyError(ops.BlockedStatus(msg)) from None
+
+    def _sync_log_targets(self, container: ops.Container) -> None:
+        """Apply the log targets alone, for when the app's layer cannot be computed."""
+        if not container.can_connect():
+            return
+        try:
+            plan = container.get_plan().to_dict()
+            targets = self.observability.log_targets(plan.get("log-targets") or {})
+            layer = workload.log_targets_layer(targets)
+            if not workload.plan_has(plan, layer, workload.LOG_SECTIONS):
+                container.add_layer(LAYER_LABEL, layer, combine=True)
+        except ops.pebble.ConnectionError:
+            logger.info("Pebble went away before the log targets could be applied")
 
     @staticmethod
     def _pull(container: ops.Container) -> str | None:

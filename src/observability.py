@@ -1,20 +1,26 @@
-"""The charm's COS wiring: what Prometheus scrapes and which alert rules it evaluates.
+"""The charm's COS wiring: metrics, dashboards, logs and their alert rules.
 
 The rock's statsd_exporter turns Gunicorn's StatsD metrics into Prometheus metrics on :9102;
-every unit is scraped there. Alert rules live as files in `src/cos/`.
+every unit is scraped there. The workload's Pebble pushes the app's logs to Loki through log
+targets the charm puts in its layer. Dashboards and alert rules live as files in `src/cos/`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ops
 
 import workload
+from charms.flask_k8s.v0.grafana_dashboard import GrafanaDashboardProvider
+from charms.flask_k8s.v0.loki_push_api import LokiPushApiConsumer
 from charms.flask_k8s.v0.prometheus_scrape import MetricsEndpointProvider
 
 METRICS_RELATION = "metrics-endpoint"
+DASHBOARD_RELATION = "grafana-dashboard"
+LOGGING_RELATION = "logging"
 SCRAPE_JOBS = [
     {
         "job_name": "flask",
@@ -22,7 +28,10 @@ SCRAPE_JOBS = [
         "static_configs": [{"targets": [f"*:{workload.METRICS_PORT}"]}],
     }
 ]
-PROMETHEUS_RULES_DIR = Path(__file__).parent / "cos" / "prometheus_alert_rules"
+COS_DIR = Path(__file__).parent / "cos"
+PROMETHEUS_RULES_DIR = COS_DIR / "prometheus_alert_rules"
+LOKI_RULES_DIR = COS_DIR / "loki_alert_rules"
+DASHBOARDS_DIR = COS_DIR / "grafana_dashboards"
 
 
 def load_rule_files(directory: Path) -> dict[str, Any]:
@@ -36,7 +45,7 @@ def load_rule_files(directory: Path) -> dict[str, Any]:
 
 
 class Observability:
-    """Publishes the scrape job, unit addresses and alert rules on every reconcile."""
+    """Publishes what COS needs on every reconcile; renders the layer's log targets."""
 
     def __init__(self, charm: ops.CharmBase):
         self.metrics = MetricsEndpointProvider(
@@ -45,7 +54,23 @@ class Observability:
             jobs=SCRAPE_JOBS,
             alert_rules=lambda: load_rule_files(PROMETHEUS_RULES_DIR),
         )
+        self.dashboards = GrafanaDashboardProvider(
+            charm, DASHBOARD_RELATION, directory=DASHBOARDS_DIR
+        )
+        self.logging = LokiPushApiConsumer(
+            charm, LOGGING_RELATION, alert_rules=lambda: load_rule_files(LOKI_RULES_DIR)
+        )
 
     def publish(self) -> None:
         """Bring every COS relation's data up to date (writes only what changed)."""
         self.metrics.publish()
+        self.dashboards.publish()
+        self.logging.publish()
+
+    def refresh_dashboards(self) -> None:
+        """Re-send the dashboards on the next publish (new relation, leader or charm)."""
+        self.dashboards.mark_stale()
+
+    def log_targets(self, current: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The layer's `log-targets`, given the plan's current ones."""
+        return self.logging.log_targets(current)

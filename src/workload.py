@@ -180,6 +180,11 @@ def gunicorn_config(
             "with open(_rock_config, encoding='utf-8') as _file:",
             "    exec(compile(_file.read(), _rock_config, 'exec'))",
         ]
+    lines += [
+        "# Access and error logs to stdout/stderr: Pebble forwards them to Loki.",
+        "accesslog = '-'",
+        "errorlog = '-'",
+    ]
     lines += [f"{name} = {value!r}" for name, value in sorted(settings.items())]
     return "\n".join(lines) + "\n"
 
@@ -291,22 +296,45 @@ class StatsdExporter:
         }
 
 
-def pebble_layer(app: FlaskApp) -> ops.pebble.LayerDict:
-    """Render the charm's whole layer: the app's service and checks plus the exporter's check."""
+def pebble_layer(
+    app: FlaskApp, log_targets: Mapping[str, Mapping[str, Any]] | None = None
+) -> ops.pebble.LayerDict:
+    """Render the charm's whole layer.
+
+    That is the app's service and checks, the exporter's check, and the log targets
+    (`loki_push_api.log_targets`) when there are any.
+    """
     app_layer, exporter_layer = app.layer(), StatsdExporter.layer()
-    return {
+    layer: dict[str, Any] = {
         "summary": "flask-k8s: the Flask app as configured by the charm",
         "services": dict(app_layer.get("services", {})),
         "checks": {**app_layer.get("checks", {}), **exporter_layer.get("checks", {})},
     }
+    return {**layer, **log_targets_layer(log_targets or {})}  # type: ignore[return-value]
 
 
-def plan_has(plan: Mapping[str, Any], layer: ops.pebble.LayerDict) -> bool:
-    """Whether a plan (as a dict) already holds every service and check of a layer, as defined.
+def log_targets_layer(log_targets: Mapping[str, Mapping[str, Any]]) -> ops.pebble.LayerDict:
+    """Render a layer holding only the log targets (none: an empty layer)."""
+    if not log_targets:
+        return {}
+    return {"log-targets": {name: dict(target) for name, target in log_targets.items()}}  # type: ignore[typeddict-item]
+
+
+WORKLOAD_SECTIONS = ("services", "checks")
+LOG_SECTIONS = ("log-targets",)
+
+
+def plan_has(
+    plan: Mapping[str, Any],
+    layer: ops.pebble.LayerDict,
+    sections: tuple[str, ...] = WORKLOAD_SECTIONS,
+) -> bool:
+    """Whether a plan (as a dict) already holds every entry of a layer's sections, as defined.
 
     Only the keys the layer sets are compared (Pebble may add none, but we need not care).
+    Log targets are a section of their own: changing them needs no replan, so no restart.
     """
-    for section in ("services", "checks"):
+    for section in sections:
         current = plan.get(section) or {}
         for name, spec in (layer.get(section) or {}).items():  # type: ignore[attr-defined]
             have = current.get(name)

@@ -4,6 +4,7 @@
     juju-local config K=V … [--reset K …]           config-changed
     juju-local run-action NAME [K=V …]              an action, with its results
     juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
+    juju-local integrate loki URL                   logging: Pebble pushes the app's logs to URL
     juju-local upgrade                              refresh: new charm code and a fresh pod
     juju-local status | remove
 
@@ -57,6 +58,13 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
         result = deployment.run_action(options.name, _pairs(options.params))
         outcome = f"{result.status}: {result.message}" if result.message else result.status
         return f"{outcome}\n{result.results}"
+    if options.command == "integrate" and options.remote == "loki":
+        if not options.url:
+            raise SystemExit(
+                "integrate loki needs the push URL, e.g. http://127.0.0.1:3100/loki/api/v1/push"
+            )
+        deployment.integrate_loki(options.url)
+        return deployment.status()
     if options.command == "integrate":
         deployment.integrate_prometheus()
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
@@ -90,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     action = commands.add_parser("run-action", help="run an action on the unit")
     action.add_argument("name")
     action.add_argument("params", nargs="*", metavar="K=V")
-    integrate = commands.add_parser("integrate", help="integrate with a local Prometheus")
-    integrate.add_argument("remote", choices=["prometheus"])
+    integrate = commands.add_parser(
+        "integrate", help="integrate with a local Prometheus, or a Loki push URL"
+    )
+    integrate.add_argument("remote", choices=["prometheus", "loki"])
+    integrate.add_argument("url", nargs="?", help="loki: the push URL Pebble posts logs to")
     for name in ("upgrade", "status", "remove"):
         commands.add_parser(name)
     return parser

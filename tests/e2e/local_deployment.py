@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "rock" / "sample"
 CONTAINER = "flask-app"
 PROMETHEUS_APP = "prometheus"
+LOKI_APP = "loki"
 
 
 class DeploymentError(Exception):
@@ -115,6 +116,35 @@ class Deployment:
                 )
             )
         self.prometheus.start(self.model.state().app, self.model.relation_data(relation_id))
+
+    def integrate_loki(self, url: str) -> int:
+        """`juju integrate app loki`: a Loki unit whose push endpoint is `url`; its relation id."""
+        runner = self.runner()
+        unit = f"{LOKI_APP}/0"
+        relation_id = self.model.add_relation("logging", LOKI_APP, [], "loki_push_api")
+        self._check(runner.fire("logging-relation-created", relation_id=relation_id))
+        self._check(
+            runner.fire("logging-relation-joined", relation_id=relation_id, remote_unit=unit)
+        )
+        self.model.set_remote_unit_data(relation_id, unit, {"endpoint": json.dumps({"url": url})})
+        self._check(
+            runner.fire("logging-relation-changed", relation_id=relation_id, remote_unit=unit)
+        )
+        return relation_id
+
+    def remove_relation(self, relation_id: int) -> None:
+        """`juju remove-relation`: each remote unit departs, then relation-broken."""
+        runner = self.runner()
+        relation = self.model.relation(relation_id)
+        for unit in list(relation.remote_units):
+            self._check(
+                runner.fire(
+                    f"{relation.endpoint}-relation-departed",
+                    relation_id=relation_id,
+                    remote_unit=unit,
+                )
+            )
+        self._check(runner.fire(f"{relation.endpoint}-relation-broken", relation_id=relation_id))
 
     def upgrade(self) -> None:
         """`juju refresh`: new charm code and a fresh pod, then upgrade-charm and pebble-ready."""

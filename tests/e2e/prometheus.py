@@ -22,8 +22,10 @@ from tests.e2e import processes
 
 PORT = 9090
 URL = f"http://127.0.0.1:{PORT}"
-# A short interval so tests see samples quickly; a job's own interval still wins.
+# Short intervals so tests see samples and alert states quickly; a job's own interval still
+# wins, and the rules keep their production `for:` durations.
 SCRAPE_INTERVAL = "1s"
+EVALUATION_INTERVAL = "1s"
 ALLOWED_JOB_KEYS = {
     "job_name",
     "metrics_path",
@@ -47,7 +49,10 @@ def scrape_config(app: str, databags: dict[str, dict[str, str]]) -> dict[str, An
     for job in jobs:
         for unit, data in sorted(units.items()):
             configs.append(_unit_job(job, metadata, unit, data))
-    return {"global": {"scrape_interval": SCRAPE_INTERVAL}, "scrape_configs": configs}
+    return {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": EVALUATION_INTERVAL},
+        "scrape_configs": configs,
+    }
 
 
 def _unit_job(job: dict, metadata: dict, unit: str, data: dict[str, str]) -> dict[str, Any]:
@@ -125,6 +130,21 @@ class LocalPrometheus:
         if body.get("status") != "success":
             raise ValueError(f"{expression}: {body.get('error')}")
         return body["data"]["result"]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The active alerts (pending or firing), as `/api/v1/alerts` lists them."""
+        with urllib.request.urlopen(f"{URL}/api/v1/alerts", timeout=10) as response:
+            return json.load(response)["data"]["alerts"]
+
+    def rule_health(self) -> dict[str, tuple[str, str]]:
+        """Each loaded rule's health and last error, by name."""
+        with urllib.request.urlopen(f"{URL}/api/v1/rules", timeout=10) as response:
+            groups = json.load(response)["data"]["groups"]
+        return {
+            rule["name"]: (rule["health"], rule.get("lastError", ""))
+            for group in groups
+            for rule in group["rules"]
+        }
 
     def targets(self) -> list[dict[str, Any]]:
         """The active scrape targets and their health."""
