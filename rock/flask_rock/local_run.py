@@ -87,9 +87,11 @@ def pebble_layer(document: dict) -> dict:
     return layer
 
 
-def prepare(project_dir: Path, state_dir: Path) -> tuple[Rootfs, dict]:
+def prepare(
+    project_dir: Path, state_dir: Path, document: dict | None = None
+) -> tuple[Rootfs, dict]:
     """Everything a run needs: binaries, the app's Python, the layout and the rock's layer."""
-    document = load_pack_ready(project_dir)
+    document = document if document is not None else load_pack_ready(project_dir)
     binaries = {
         "pebble": toolchain.ensure_binary(toolchain.PEBBLE),
         "statsd_exporter": toolchain.ensure_binary(toolchain.STATSD_EXPORTER),
@@ -161,6 +163,7 @@ def stop(process: subprocess.Popen, rootfs: Rootfs) -> None:
 def run(project_dir: Path, service_args: list[str] | None) -> int:
     """Run the rock in the foreground until interrupted; return the exit code."""
     project_dir = project_dir.resolve()
+    document = load_pack_ready(project_dir)  # the project's own problems come first
     busy = ports_in_use()
     if busy:
         raise ProjectError(
@@ -171,7 +174,7 @@ def run(project_dir: Path, service_args: list[str] | None) -> int:
             ]
         )
     state_dir = toolchain.cache_dir() / "runs" / project_dir.name
-    rootfs, document = prepare(project_dir, state_dir)
+    rootfs, document = prepare(project_dir, state_dir, document)
     command = ["/bin/pebble", "run", "--verbose"]  # --verbose: show the services' logs
     if service_args:
         command += ["--args", *service_args]
