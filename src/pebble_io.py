@@ -7,7 +7,10 @@ benchmarks can count starts, restarts, reloads, pushes and execs by wrapping the
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import logging
+from collections.abc import Mapping
 
 import ops
 
@@ -45,3 +48,51 @@ def run(container: ops.Container, argv: list[str], *, user: str | None, working_
         logger.info("%s exited %s: %s", argv, exc.exit_code, exc.stderr)
         return False
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptRun:
+    """How a script run ended: `exit_code` is None when it was killed at its timeout."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+
+
+def run_script(
+    container: ops.Container,
+    argv: list[str],
+    *,
+    user: str | None,
+    group: str | None,
+    working_dir: str,
+    environment: Mapping[str, str],
+    timeout: float,
+) -> ScriptRun:
+    """Run a script to its end, or kill it after `timeout` seconds; capture its output.
+
+    Raises ops.pebble.APIError/ChangeError when it cannot be started at all.
+    """
+    logger.info("running %s as %s in %s (timeout %ss)", argv, user, working_dir, timeout)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    process = container.exec(
+        argv,
+        user=user,
+        group=group,
+        working_dir=working_dir,
+        environment=dict(environment),
+        timeout=timeout,
+        stdout=stdout,
+        stderr=stderr,
+    )
+    try:
+        process.wait()
+    except ops.pebble.ExecError as exc:
+        return ScriptRun(exc.exit_code, stdout.getvalue(), stderr.getvalue())
+    except ops.pebble.TimeoutError:  # the client gave up waiting: Pebble's timeout has passed
+        return ScriptRun(None, stdout.getvalue(), stderr.getvalue())
+    except ops.pebble.ChangeError as exc:
+        if "timed out" not in exc.err and "timeout" not in exc.err:
+            raise
+        return ScriptRun(None, stdout.getvalue(), stderr.getvalue())
+    return ScriptRun(0, stdout.getvalue(), stderr.getvalue())
