@@ -3,7 +3,10 @@
 Discovery. In /flask/app, first found wins: `migrate` (if executable, run as is), `migrate.sh`
 (run with bash), `migrate.py` (run with the Python of the rock's `flask` command). None: nothing
 to run. The script runs through Pebble exec as the rock's user (`_daemon_`), in /flask/app, with
-the environment the `flask` service gets, and is killed after `migration-timeout` seconds.
+the environment the `flask` service gets. It runs in its own session under a small supervisor in
+the rock's Python, which kills it and every process it started after `migration-timeout`
+seconds (Pebble's own exec timeout, 10 s later, is the backstop: alone it would leave the
+script's children running).
 
 What "the code" is. A *code id* hashes the charm's own code, the script's name and content, and
 the path, size and mtime of every file under /flask/app (`__pycache__` aside). A new image or a
@@ -34,14 +37,14 @@ when the hook ends, and each write wakes the other units with relation-changed.
    current `migration-retry`, it stays Blocked and runs nothing: no retry loop.
 2. Otherwise a non-leader writes `migration-want: C` and waits (Waiting: "waiting for migration
    on <holder>"). It runs the script only inside a hook that sees a lease naming itself and C,
-   not failed, with `now + migration-timeout <= expires`; it then writes its result (and
+   not failed, with `now + migration-timeout + 10 s <= expires`; it then writes its result (and
    clears its want) when the hook ends.
 3. The leader, in every hook (`coordinate`): folds successful results into `migrated`; ends the
    lease when its holder published a result for that serial (success: lease gone; failure: the
    lease stays, marked failed, so others keep waiting on that unit), when the holder left the
    relation, or when `expires` has passed; and, when there is no lease, or only a failed one
-   for another code, grants a new lease (next serial, `expires = now + 120 s + timeout`) to the
-   highest-ordinal unit wanting a code that is neither done nor the failed lease's code.
+   for another code, grants a new lease (next serial, `expires = now + 120 s + timeout + 10 s`)
+   to the highest-ordinal unit wanting a code that is neither done nor the failed lease's code.
 4. The leader migrates its own code without writing a lease first, in the same hook that finds
    no live lease (none, expired, or failed for another code); its result and, on failure, a
    failed lease in its own name are written when that hook ends.
@@ -53,7 +56,7 @@ No concurrency: at most one script runs at a time. Non-leaders run only under a 
 leader (the single writer of the lease) hands out a new one only when the previous one is
 over: its holder published a result for it (its run has ended: the result is written when the
 running hook ends), left (its pod and processes are gone), or expired; a holder starts only
-when its whole run, killed by Pebble at `migration-timeout`, ends before `expires`, so an
+when its whole run, killed at `migration-timeout` (+ 10 s at worst), ends before `expires`, so an
 expired lease has no run left. The leader runs its own script (hook or action) only when no
 live lease exists, and grants nothing while its run lasts, because a unit runs one hook at a
 time. A new leader inherits the lease from the app databag. Assumptions: pod clocks agree to
@@ -239,7 +242,7 @@ def arbitrate(
         if waiting:
             unit, code = max(waiting, key=lambda pair: _ordinal(pair[0]))
             serial += 1
-            lease = Lease(unit, code, serial, now + GRACE + timeout)
+            lease = Lease(unit, code, serial, now + GRACE + timeout + pebble_io.BACKSTOP)
     return dataclasses.replace(board, lease=lease, migrated=migrated, serial=serial)
 
 
@@ -262,7 +265,7 @@ def decide(
         return Decision("failed")
     lease = board.lease
     if lease is not None and lease.unit == me and lease.code == code and not lease.failed:
-        if now + timeout <= lease.expires:
+        if now + timeout + pebble_io.BACKSTOP <= lease.expires:
             return Decision("run", serial=lease.serial)
     if leader and (
         lease is None or not lease.live(now) and not (lease.failed and lease.code == code)
@@ -494,8 +497,8 @@ class Migrations(ops.Object):
         results: dict[str, Any] = {
             "script": script.name,
             "exit-code": -1 if run.exit_code is None else run.exit_code,
-            "stdout": run.stdout[-8000:],
-            "stderr": run.stderr[-8000:],
+            "output": run.stdout[-8000:],
+            "error-output": run.stderr[-8000:],
         }
         if run.exit_code is None:
             results["timed-out"] = True
@@ -549,6 +552,7 @@ class Migrations(ops.Object):
             run = pebble_io.run_script(
                 container,
                 list(script.argv),
+                python=app.rock_command.interpreter,
                 user=rock.get("user") or (None if rock.get("user-id") else DEFAULT_USER),
                 group=rock.get("group"),
                 working_dir=APP_DIR,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import ops
@@ -18,6 +20,13 @@ from tests.unit.charm.charm_state import container, state
 
 KEY = "the-generated-key"
 MIGRATE_PY = ("/bin/python3", "/flask/app/migrate.py")
+
+
+def supervised(argv: tuple[str, ...] = MIGRATE_PY, timeout: int = 300) -> tuple[str, ...]:
+    """The command Pebble runs for `argv`: the script under the rock's Python supervisor."""
+    return tuple(pebble_io.supervised("/bin/python3", list(argv), timeout))
+
+
 FIX = "`juju run flask-k8s/leader run-migrations`"
 
 
@@ -35,7 +44,7 @@ def app_state(
     charm_dir: pathlib.Path,
     app_dir: pathlib.Path,
     *,
-    execs: tuple[testing.Exec, ...] = (testing.Exec(MIGRATE_PY, stdout="migrated\n"),),
+    execs: tuple[testing.Exec, ...] = (testing.Exec(supervised(), stdout="migrated\n"),),
     peer_app: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> testing.State:
@@ -94,11 +103,11 @@ def test_discover_in_the_container_prefers_executable_migrate(ctx, charm_dir, ap
     migrate.write_text("#!/bin/sh\necho ok\n")
     migrate.chmod(0o755)
     (app_dir / "migrate.sh").write_text("echo sh\n")
-    execs = (testing.Exec(["/flask/app/migrate"]),)
+    execs = (testing.Exec(supervised(("/flask/app/migrate",))),)
 
     out = ready(ctx, app_state(charm_dir, app_dir, execs=execs))
 
-    assert [e.command for e in ctx.exec_history["flask-app"]] == [["/flask/app/migrate"]]
+    assert [e.command[-1] for e in ctx.exec_history["flask-app"]] == ["/flask/app/migrate"]
     assert out.unit_status == testing.ActiveStatus("")
 
 
@@ -115,13 +124,17 @@ def test_no_script_means_nothing_to_run(ctx, charm_dir, app_dir, calls):
 
 
 def test_migration_runs_as_rock_user_in_app_dir_with_app_env_and_timeout(ctx, charm_dir, app_dir):
-    st = app_state(charm_dir, app_dir, config={"migration-timeout": 42, "flask-env": "prod"})
+    execs = (testing.Exec(supervised(timeout=42)),)
+    config = {"migration-timeout": 42, "flask-env": "prod"}
+    st = app_state(charm_dir, app_dir, execs=execs, config=config)
 
     out = ready(ctx, st)
 
     (run,) = ctx.exec_history["flask-app"]
-    assert run.command == list(MIGRATE_PY)
-    assert (run.user, run.working_dir, run.timeout) == ("_daemon_", "/flask/app", 42)
+    assert run.command == list(supervised(timeout=42))
+    assert run.command[-2:] == list(MIGRATE_PY)
+    assert (run.user, run.working_dir) == ("_daemon_", "/flask/app")
+    assert run.timeout == 42 + pebble_io.BACKSTOP  # the supervisor kills at 42 s
     service_env = out.get_container("flask-app").plan.services["flask"].environment
     assert run.environment == service_env
     assert run.environment["FLASK_SECRET_KEY"] == KEY
@@ -197,7 +210,7 @@ def test_new_charm_revision_is_new_code(ctx, charm_dir, app_dir, calls, monkeypa
 
 def failing(code: int = 3) -> tuple[testing.Exec, ...]:
     err = "Traceback (most recent call last):\n  ...\nRuntimeError: no database\n"
-    return (testing.Exec(MIGRATE_PY, return_code=code, stdout="starting\n", stderr=err),)
+    return (testing.Exec(supervised(), return_code=code, stdout="starting\n", stderr=err),)
 
 
 def test_failed_migration_blocks_and_does_not_start(ctx, charm_dir, app_dir, calls):
@@ -263,6 +276,7 @@ def test_pebble_timeout_change_error_is_a_timeout(monkeypatch):
     run = pebble_io.run_script(
         Box(),  # type: ignore[arg-type]
         ["x"],
+        python="/bin/python3",
         user=None,
         group=None,
         working_dir="/",
@@ -271,6 +285,56 @@ def test_pebble_timeout_change_error_is_a_timeout(monkeypatch):
     )
 
     assert run == pebble_io.ScriptRun(None, "", "half done\n")
+
+
+def test_supervisor_killed_marker_is_a_timeout():
+    class Process:
+        def wait(self) -> None:
+            raise ops.pebble.ExecError(["x"], pebble_io.KILLED_EXIT, None, None)
+
+    class Box:
+        def exec(self, argv: list[str], **kwargs: Any) -> Process:
+            kwargs["stderr"].write(f"waiting for a lock\n{pebble_io.KILLED_MARKER}\n")
+            return Process()
+
+    run = pebble_io.run_script(
+        Box(),  # type: ignore[arg-type]
+        ["x"],
+        python="/bin/python3",
+        user=None,
+        group=None,
+        working_dir="/",
+        environment={},
+        timeout=5,
+    )
+
+    assert run == pebble_io.ScriptRun(None, "", "waiting for a lock\n")
+
+
+def test_supervisor_kills_the_script_and_its_children(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 600 & echo $! > {pid_file}; wait"
+    argv = pebble_io.supervised(sys.executable, ["bash", "-c", script], 0.5)
+
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == pebble_io.KILLED_EXIT
+    assert done.stderr.strip().endswith(pebble_io.KILLED_MARKER)
+    child = int(pid_file.read_text())
+    assert not pathlib.Path(f"/proc/{child}").exists() or "Z" in _proc_state(child)
+
+
+def test_supervisor_passes_exit_code_through():
+    argv = pebble_io.supervised(sys.executable, ["bash", "-c", "exit 3"], 5)
+
+    assert subprocess.run(argv, capture_output=True, timeout=30).returncode == 3
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "gone"
 
 
 # -- the action ---------------------------------------------------------------------------------
@@ -284,8 +348,8 @@ def test_action_reports_exit_code_and_output(ctx, charm_dir, app_dir):
     assert ctx.action_results == {
         "script": "migrate.py",
         "exit-code": 0,
-        "stdout": "migrated\n",
-        "stderr": "",
+        "output": "migrated\n",
+        "error-output": "",
     }
     assert out.unit_status == testing.ActiveStatus("")
 
@@ -293,7 +357,7 @@ def test_action_reports_exit_code_and_output(ctx, charm_dir, app_dir):
 def test_action_after_fix_runs_again_and_starts_the_app(ctx, charm_dir, app_dir, calls):
     failed = ready(ctx, app_state(charm_dir, app_dir, execs=failing()))
     box = dataclasses.replace(
-        failed.get_container("flask-app"), execs={testing.Exec(MIGRATE_PY, stdout="ok\n")}
+        failed.get_container("flask-app"), execs={testing.Exec(supervised(), stdout="ok\n")}
     )
     calls.clear()
 
@@ -314,7 +378,7 @@ def test_action_failure_fails_with_message_and_output(ctx, charm_dir, app_dir):
     assert failure.value.message.startswith("migration migrate.py failed (exit 2)")
     assert ctx.action_results is not None
     assert ctx.action_results["exit-code"] == 2
-    assert "RuntimeError: no database" in ctx.action_results["stderr"]
+    assert "RuntimeError: no database" in ctx.action_results["error-output"]
 
 
 def test_action_on_non_leader_points_at_the_leader(ctx, charm_dir, app_dir):
@@ -395,7 +459,9 @@ def test_arbitrate_grants_highest_ordinal_waiting_unit():
 
     after = migrations.arbitrate(board, leader="app/0", members=UNITS, now=100.0, timeout=60)
 
-    assert after.lease == migrations.Lease("app/2", "c2", 1, 100.0 + migrations.GRACE + 60)
+    assert after.lease == migrations.Lease(
+        "app/2", "c2", 1, 100.0 + migrations.GRACE + 60 + pebble_io.BACKSTOP
+    )
 
 
 def test_arbitrate_keeps_a_live_lease():
@@ -442,7 +508,9 @@ def test_arbitrate_expired_lease_of_a_dead_holder_is_regranted():
 
     after = migrations.arbitrate(board, leader="app/0", members=UNITS, now=501.0, timeout=60)
 
-    assert after.lease == migrations.Lease("app/2", "c2", 2, 501.0 + migrations.GRACE + 60)
+    assert after.lease == migrations.Lease(
+        "app/2", "c2", 2, 501.0 + migrations.GRACE + 60 + pebble_io.BACKSTOP
+    )
 
 
 def test_arbitrate_departed_holder_releases_the_lease():
@@ -453,7 +521,9 @@ def test_arbitrate_departed_holder_releases_the_lease():
         board, leader="app/0", members=["app/0", "app/1"], now=400.0, timeout=60
     )
 
-    assert after.lease == migrations.Lease("app/1", "c2", 2, 400.0 + migrations.GRACE + 60)
+    assert after.lease == migrations.Lease(
+        "app/1", "c2", 2, 400.0 + migrations.GRACE + 60 + pebble_io.BACKSTOP
+    )
 
 
 def test_holder_too_late_to_finish_before_expiry_does_not_run():

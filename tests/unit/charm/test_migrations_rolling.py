@@ -21,7 +21,9 @@ from charm import FlaskCharm
 from tests.unit.charm.charm_state import container
 
 KEY = "the-generated-key"
-MIGRATE_PY = ("/bin/python3", "/flask/app/migrate.py")
+MIGRATE_PY = tuple(
+    pebble_io.supervised("/bin/python3", ["/bin/python3", "/flask/app/migrate.py"], 300)
+)
 UNITS = (0, 1, 2)
 LEADER = 0
 DEFAULT_KEYS = {"egress-subnets", "ingress-address", "private-address"}
