@@ -278,8 +278,11 @@ def decide(
 def record(board: Board, *, me: str, code: str, serial: int, ok: bool) -> Board:
     """The leader records its own run (steps 4 and 5)."""
     if ok:
+        # Another unit's failed lease stays: only the action (or new code) retries that code.
+        lease = board.lease
+        kept = lease if lease is not None and lease.failed and lease.code != code else None
         return dataclasses.replace(
-            board, lease=None, migrated=_remember(board.migrated, code), serial=serial
+            board, lease=kept, migrated=_remember(board.migrated, code), serial=serial
         )
     return dataclasses.replace(board, lease=Lease(me, code, serial, 0.0, True), serial=serial)
 

@@ -174,7 +174,7 @@ def test_restarted_container_with_same_code_does_not_rerun(ctx, charm_dir, app_d
     assert out.unit_status == testing.ActiveStatus("")
 
 
-def test_upgrade_charm_with_new_code_migrates_before_restart(ctx, charm_dir, app_dir, calls):
+def test_upgrade_charm_with_new_code_migrates_it(ctx, charm_dir, app_dir, calls):
     settled = ready(ctx, app_state(charm_dir, app_dir))
     (app_dir / "migrate.py").write_text("print('migrated v2')\n")
     calls.clear()
@@ -532,3 +532,18 @@ def test_holder_too_late_to_finish_before_expiry_does_not_run():
     decision = migrations.decide(board, me="app/2", code="c2", now=450.0, timeout=60, leader=False)
 
     assert decision.kind == "wait"
+
+
+def test_leader_success_keeps_another_units_failed_lease():
+    failed = migrations.Lease("app/2", "c2", 1, 0.0, failed=True)
+    board = migrations.Board(lease=failed, serial=1)
+
+    after = migrations.record(board, me="app/0", code="c3", serial=2, ok=True)
+
+    assert after.lease == failed and after.migrated == ("c3",)
+
+
+def test_leader_failure_leaves_a_failed_lease_in_its_name():
+    after = migrations.record(migrations.Board(), me="app/0", code="c3", serial=1, ok=False)
+
+    assert after.lease == migrations.Lease("app/0", "c3", 1, 0.0, failed=True)
