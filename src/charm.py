@@ -16,6 +16,7 @@ from typing import Any
 
 import ops
 
+import migrations
 import observability
 import pebble_io
 import secret_key
@@ -51,6 +52,7 @@ class FlaskCharm(ops.CharmBase):
         self._status: ops.StatusBase | None = None
         self.secret_key = secret_key.SecretKey(self)
         self.observability = observability.Observability(self)
+        self.migrations = migrations.Migrations(self)
         on = self.on
         for event in (
             on.install,
@@ -60,6 +62,7 @@ class FlaskCharm(ops.CharmBase):
             on.secret_changed,
             on[secret_key.PEER].relation_created,
             on[secret_key.PEER].relation_changed,
+            on[secret_key.PEER].relation_departed,
             on["ingress"].relation_joined,
             on["ingress"].relation_changed,
             on["ingress"].relation_departed,
@@ -85,8 +88,8 @@ class FlaskCharm(ops.CharmBase):
         framework.observe(on.rotate_secret_key_action, self._on_rotate_secret_key_action)
         framework.observe(on.run_migrations_action, self._on_run_migrations_action)
 
-    def _on_state_changed(self, _: ops.EventBase) -> None:
-        self._reconcile()
+    def _on_state_changed(self, event: ops.EventBase) -> None:
+        self._reconcile(upgrading=isinstance(event, ops.UpgradeCharmEvent))
 
     def _on_dashboards_stale(self, _: ops.EventBase) -> None:
         self.observability.refresh_dashboards()
@@ -127,19 +130,32 @@ class FlaskCharm(ops.CharmBase):
         )
 
     def _on_run_migrations_action(self, event: ops.ActionEvent) -> None:
-        event.fail(
-            "run-migrations is not available in this revision: migrations land with issue 6 "
-            "(discovery, coordination and execution of the rock's migrate script)"
-        )
+        container = self.unit.get_container(CONTAINER)
+        try:
+            report = self.migrations.run_action(container, self._desired_app(container))
+        except _NotReadyError as exc:
+            event.fail(f"cannot run migrations: {exc.status.message}")
+            return
+        except migrations.MigrationActionError as exc:
+            event.fail(str(exc))
+            return
+        event.set_results(report.results)
+        if report.failure:
+            event.fail(report.failure)
+        self._reconcile()
 
-    def _reconcile(self) -> ops.StatusBase:
+    def _reconcile(self, upgrading: bool = False) -> ops.StatusBase:
         """Bring the workload and relation data to the desired state; return the status."""
         self.ingress.publish()
         self.observability.publish()
+        if self.unit.is_leader():
+            self.migrations.coordinate(self._migration_timeout())
         container = self.unit.get_container(CONTAINER)
         try:
-            self._apply(container, self._desired_app(container))
-        except _NotReadyError as exc:
+            app = self._desired_app(container)
+            self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
+            self._apply(container, app)
+        except (_NotReadyError, migrations.MigrationPendingError) as exc:
             self._status = exc.status
             self._sync_log_targets(container)  # logs still flow where the relations say
         except ops.pebble.ConnectionError:  # the workload container went away mid-hook
@@ -182,6 +198,14 @@ class FlaskCharm(ops.CharmBase):
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
         return workload.FlaskApp(rock_service, cfg, key, base_url)
+
+    def _migration_timeout(self) -> int:
+        from config import DEFAULT_MIGRATION_TIMEOUT, InvalidConfigError, load
+
+        try:
+            return load(self.config).migration_timeout
+        except InvalidConfigError:
+            return DEFAULT_MIGRATION_TIMEOUT
 
     def _rock_service(self, container: ops.Container) -> dict[str, Any]:
         """Return the rock's `flask` service, read from the plan once per workload container."""

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 _STRICT = ConfigDict(frozen=True, strict=True, extra="ignore", populate_by_name=False)
 
 _Workers = Annotated[int, Field(ge=1, le=1000)]
+DEFAULT_MIGRATION_TIMEOUT = 300
 
 
 class InvalidConfigError(Exception):
@@ -62,6 +63,9 @@ class FlaskConfig(pydantic.BaseModel):
         None, alias="flask-application-root"
     )
     flask_session_cookie_secure: bool | None = Field(None, alias="flask-session-cookie-secure")
+    migration_timeout: Annotated[int, Field(ge=1, le=86400)] = Field(
+        DEFAULT_MIGRATION_TIMEOUT, alias="migration-timeout"
+    )
 
     @pydantic.field_validator("flask_preferred_url_scheme", mode="before")
     @classmethod

@@ -7,7 +7,10 @@ benchmarks can count starts, restarts, reloads, pushes and execs by wrapping the
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import logging
+from collections.abc import Mapping
 
 import ops
 
@@ -45,3 +48,80 @@ def run(container: ops.Container, argv: list[str], *, user: str | None, working_
         logger.info("%s exited %s: %s", argv, exc.exit_code, exc.stderr)
         return False
     return True
+
+
+# Pebble's exec timeout kills only the process it started, not that process's children (a
+# shell script's `sleep`, a migration tool's workers). So the script runs in its own session
+# under this supervisor, in the rock's Python, which kills the whole session at the timeout.
+KILLED_MARKER = "flask-k8s: migration killed at its timeout"
+KILLED_EXIT = 124
+BACKSTOP = 10  # seconds Pebble waits beyond the supervisor's timeout before killing it
+_SUPERVISOR = f"""
+import os, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:], start_new_session=True)
+try:
+    sys.exit(child.wait(timeout=float(sys.argv[1])))
+except subprocess.TimeoutExpired:
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    print({KILLED_MARKER!r}, file=sys.stderr)
+    sys.exit({KILLED_EXIT})
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptRun:
+    """How a script run ended: `exit_code` is None when it was killed at its timeout."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+
+
+def supervised(python: str, argv: list[str], timeout: float) -> list[str]:
+    """The command that runs `argv` and kills it, children included, after `timeout` s."""
+    return [python, "-c", _SUPERVISOR, str(timeout), *argv]
+
+
+def run_script(
+    container: ops.Container,
+    argv: list[str],
+    *,
+    python: str,
+    user: str | None,
+    group: str | None,
+    working_dir: str,
+    environment: Mapping[str, str],
+    timeout: float,
+) -> ScriptRun:
+    """Run a script to its end, or kill it and its children after `timeout` seconds.
+
+    `python` is the rock's interpreter, which supervises the run. Raises
+    ops.pebble.APIError/ChangeError when the script cannot be started at all.
+    """
+    logger.info("running %s as %s in %s (timeout %ss)", argv, user, working_dir, timeout)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    process = container.exec(
+        supervised(python, argv, timeout),
+        user=user,
+        group=group,
+        working_dir=working_dir,
+        environment=dict(environment),
+        timeout=timeout + BACKSTOP,
+        stdout=stdout,
+        stderr=stderr,
+    )
+    try:
+        process.wait()
+    except ops.pebble.ExecError as exc:
+        err = stderr.getvalue()
+        if exc.exit_code == KILLED_EXIT and err.rstrip().endswith(KILLED_MARKER):
+            return ScriptRun(None, stdout.getvalue(), err.rstrip()[: -len(KILLED_MARKER)])
+        return ScriptRun(exc.exit_code, stdout.getvalue(), err)
+    except ops.pebble.TimeoutError:  # the client gave up waiting: Pebble's timeout has passed
+        return ScriptRun(None, stdout.getvalue(), stderr.getvalue())
+    except ops.pebble.ChangeError as exc:
+        if "timed out" not in exc.err and "timeout" not in exc.err:
+            raise
+        return ScriptRun(None, stdout.getvalue(), stderr.getvalue())
+    return ScriptRun(0, stdout.getvalue(), stderr.getvalue())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import ops
 from ops import testing
@@ -62,14 +62,23 @@ def container(
     command: str = ROCK_COMMAND,
     gevent: bool = True,
     can_connect: bool = True,
+    app_dir: pathlib.Path | None = None,
+    execs: Iterable[testing.Exec] = (),
 ) -> testing.Container:
-    """Return the workload container: rock layer, gevent check, a persistent /flask/charm."""
+    """Return the workload container: rock layer, gevent check, a persistent /flask/charm.
+
+    `app_dir` backs /flask/app (the rock's app, where migrate scripts live); `execs` adds
+    mocked commands (a migrate script's run).
+    """
+    mounts = {"charm": testing.Mount(location="/flask/charm", source=charm_dir)}
+    if app_dir is not None:
+        mounts["app"] = testing.Mount(location="/flask/app", source=app_dir)
     return testing.Container(
         "flask-app",
         can_connect=can_connect,
         layers={"rock": rock_layer(command)},
-        execs={testing.Exec(GEVENT_CHECK, return_code=0 if gevent else 1)},
-        mounts={"charm": testing.Mount(location="/flask/charm", source=charm_dir)},
+        execs={testing.Exec(GEVENT_CHECK, return_code=0 if gevent else 1), *execs},
+        mounts=mounts,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 import ops
 import pytest
@@ -11,14 +12,16 @@ from ops import testing
 
 import pebble_io
 from charm import FlaskCharm
+from pebble_io import ScriptRun
 from tests.unit.charm.charm_state import Calls
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
-    """Record starts, restarts, reloads, pushes and execs; the real calls still happen."""
+    """Record starts, restarts, reloads, pushes, execs and migrations; the real calls happen."""
     record = Calls()
     replan, reload, push, run = pebble_io.replan, pebble_io.reload, pebble_io.push, pebble_io.run
+    run_script = pebble_io.run_script
 
     def spy_replan(container: ops.Container) -> None:
         running = container.get_service("flask").is_running()
@@ -40,7 +43,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
     monkeypatch.setattr(pebble_io, "replan", spy_replan)
     monkeypatch.setattr(pebble_io, "reload", spy_reload)
     monkeypatch.setattr(pebble_io, "push", spy_push)
+
+    def spy_run_script(container: ops.Container, argv: list[str], **kwargs: Any) -> ScriptRun:
+        record.log.append("migrate")
+        return run_script(container, argv, **kwargs)
+
     monkeypatch.setattr(pebble_io, "run", spy_run)
+    monkeypatch.setattr(pebble_io, "run_script", spy_run_script)
     yield record
 
 

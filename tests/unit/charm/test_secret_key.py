@@ -154,13 +154,6 @@ def test_rotate_secret_key_on_non_leader_fails(ctx, charm_dir):
     assert "juju run flask-k8s/leader rotate-secret-key" in failure.value.message
 
 
-def test_run_migrations_fails_pointing_at_issue(ctx, charm_dir):
-    with pytest.raises(testing.ActionFailed) as failure:
-        ctx.run(ctx.on.action("run-migrations"), state(charm_dir))
-
-    assert "not available in this revision" in failure.value.message
-
-
 def test_leader_replaces_vanished_generated_secret(ctx, charm_dir):
     peer = testing.PeerRelation(
         "secret-storage", local_app_data={"secret-key-id": "secret:0123456789abcdefghij"}

@@ -1,0 +1,599 @@
+"""The app's migrate script: discovery, coordination across units, execution, bookkeeping.
+
+Discovery. In /flask/app, first found wins: `migrate` (if executable, run as is), `migrate.sh`
+(run with bash), `migrate.py` (run with the Python of the rock's `flask` command). None: nothing
+to run. The script runs through Pebble exec as the rock's user (`_daemon_`), in /flask/app, with
+the environment the `flask` service gets. It runs in its own session under a small supervisor in
+the rock's Python, which kills it and every process it started after `migration-timeout`
+seconds (Pebble's own exec timeout, 10 s later, is the backstop: alone it would leave the
+script's children running).
+
+What "the code" is. A *code id* hashes the charm's own code, the script's name and content, and
+the path, size and mtime of every file under /flask/app (`__pycache__` aside). A new image or a
+new charm revision gives a new code id; a pod restarted on the same image and charm does not.
+A migration "for code C" is needed once per application, not once per unit.
+
+When. A unit evaluates migrations only while its app is not running (the first start of the app
+in a workload container: a fresh pod, after a refresh or a new image, or a stopped app), on
+upgrade-charm, and while it has an outstanding request (below). If its code is already migrated
+it starts the app at once; if not, it runs the script when the protocol below lets it, and
+starts the app only after the script succeeded. A running app is never gated, so config-changed,
+update-status and the like neither run nor re-run anything. The `run-migrations` action runs the
+script on demand (leader only, below).
+
+Protocol, over the `secret-storage` peer relation. Juju lets only the leader write the app
+databag and each unit only its own unit databag; a hook's writes become visible to other units
+when the hook ends, and each write wakes the other units with relation-changed.
+
+    unit databag (each unit, its own)  `migration-want`    code id the unit waits to migrate
+                                       `migration-result`  {code, ok, serial, retry}: its last run
+    app databag (leader only)          `migration-lease`   {unit, code, serial, expires, failed}
+                                       `migrated`          the last code ids migrated (JSON list)
+                                       `migration-serial`  the last lease serial handed out
+                                       `migration-retry`   bumped by the action: forget failures
+
+1. A unit whose code C is *done* (C is in `migrated`, or some unit's result says C succeeded)
+   starts its app and clears its want. Otherwise, if its own result says C failed under the
+   current `migration-retry`, it stays Blocked and runs nothing: no retry loop.
+2. Otherwise a non-leader writes `migration-want: C` and waits (Waiting: "waiting for migration
+   on <holder>"). It runs the script only inside a hook that sees a lease naming itself and C,
+   not failed, with `now + migration-timeout + 10 s <= expires`; it then writes its result (and
+   clears its want) when the hook ends.
+3. The leader, in every hook (`coordinate`): folds successful results into `migrated`; ends the
+   lease when its holder published a result for that serial (success: lease gone; failure: the
+   lease stays, marked failed, so others keep waiting on that unit), when the holder left the
+   relation, or when `expires` has passed; and, when there is no lease, or only a failed one
+   for another code, grants a new lease (next serial, `expires = now + 120 s + timeout + 10 s`)
+   to the highest-ordinal unit wanting a code that is neither done nor the failed lease's code.
+4. The leader migrates its own code without writing a lease first, in the same hook that finds
+   no live lease (none, expired, or failed for another code); its result and, on failure, a
+   failed lease in its own name are written when that hook ends.
+5. `run-migrations` runs only on the leader and refuses while another unit holds a live lease.
+   It bumps `migration-retry` (clearing every recorded failure and a failed lease), runs the
+   leader's script and records the outcome as in 4. Units that had failed then want again.
+
+No concurrency: at most one script runs at a time. Non-leaders run only under a lease, and the
+leader (the single writer of the lease) hands out a new one only when the previous one is
+over: its holder published a result for it (its run has ended: the result is written when the
+running hook ends), left (its pod and processes are gone), or expired; a holder starts only
+when its whole run, killed at `migration-timeout` (+ 10 s at worst), ends before `expires`, so an
+expired lease has no run left. The leader runs its own script (hook or action) only when no
+live lease exists, and grants nothing while its run lasts, because a unit runs one hook at a
+time. A new leader inherits the lease from the app databag. Assumptions: pod clocks agree to
+well within the 120 s grace, and Juju keeps one leader while its agent is alive.
+
+No deadlock: every wait ends without anyone's help but the leader's and the holder's. A waiting
+unit needs only the leader's grant, and the leader grants from its old pod as well as its new
+one: during a rolling upgrade (highest ordinal first, the leader's pod last) the leader still
+runs and answers each want with relation-changed, and runs its own migration itself when its
+own pod is replaced. A holder that dies loses its lease on expiry (update-status wakes the
+leader); a failed lease blocks only units of that same code, and ends with the action or new
+code. A waiting unit does not add the charm's layer, so its pod has no failing ready check and
+does not stall the StatefulSet rollout; Kubernetes can go on to replace the leader's pod, and
+a new leader (Juju elects one when the old agent is gone) takes over the lease. Exactly one run
+per upgrade: the first unit to get new code runs it under the lease; the others, waiting or
+arriving later, find it done. Limitation: a leader still running a charm revision without
+this protocol grants nothing, so units upgraded before it wait until its pod is replaced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import pathlib
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import ops
+
+import pebble_io
+
+if TYPE_CHECKING:
+    from workload import FlaskApp
+
+logger = logging.getLogger(__name__)
+
+PEER = "secret-storage"
+APP_DIR = "/flask/app"
+WANT_KEY = "migration-want"
+RESULT_KEY = "migration-result"
+LEASE_KEY = "migration-lease"
+MIGRATED_KEY = "migrated"
+SERIAL_KEY = "migration-serial"
+RETRY_KEY = "migration-retry"
+GRACE = 120  # seconds a holder has to start its run after the grant
+HISTORY = 16  # migrated code ids remembered
+MAX_FILES = 5000  # files under /flask/app that go into the code id
+DEFAULT_USER = "_daemon_"
+
+
+class MigrationPendingError(Exception):
+    """The app must not start (yet); `status` says why and what to do."""
+
+    def __init__(self, status: ops.StatusBase):
+        super().__init__(status.message)
+        self.status = status
+
+
+class MigrationActionError(Exception):
+    """The run-migrations action cannot run; the message says why and what to do."""
+
+
+# -- pure core --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Script:
+    """A discovered migrate script and the command that runs it."""
+
+    name: str
+    argv: tuple[str, ...]
+
+
+def discover(files: Mapping[str, int], interpreter: str) -> Script | None:
+    """Pick the script from the regular files of /flask/app (name -> permission bits)."""
+    if files.get("migrate", 0) & 0o111:
+        return Script("migrate", (f"{APP_DIR}/migrate",))
+    if "migrate.sh" in files:
+        return Script("migrate.sh", ("/bin/bash", f"{APP_DIR}/migrate.sh"))
+    if "migrate.py" in files:
+        return Script("migrate.py", (interpreter, f"{APP_DIR}/migrate.py"))
+    return None
+
+
+def code_id(charm: str, script: Script, content: bytes, listing: Iterable[str]) -> str:
+    """Identify the code a migration is for (see the module docstring)."""
+    digest = hashlib.sha256()
+    for part in (charm.encode(), script.name.encode(), content, *(x.encode() for x in listing)):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()[:20]
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """The right to run the migration for `code`, held by `unit` until `expires`."""
+
+    unit: str
+    code: str
+    serial: int
+    expires: float
+    failed: bool = False
+
+    def live(self, now: float) -> bool:
+        """Whether a run may still be going on under this lease."""
+        return not self.failed and now <= self.expires
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """A unit's last run: for which code, how it went, under which lease and retry round."""
+
+    code: str
+    ok: bool
+    serial: int | None
+    retry: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Board:
+    """Everything the peer relation says about migrations."""
+
+    lease: Lease | None = None
+    migrated: tuple[str, ...] = ()
+    serial: int = 0
+    retry: int = 0
+    wants: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    results: Mapping[str, Result] = dataclasses.field(default_factory=dict)
+
+    def done(self, code: str) -> bool:
+        """Whether the migration for `code` has succeeded somewhere."""
+        return code in self.migrated or any(r.ok and r.code == code for r in self.results.values())
+
+    def failed(self, unit: str, code: str) -> bool:
+        """Whether `unit`'s own run for `code` failed in the current retry round."""
+        result = self.results.get(unit)
+        if result is None or result.ok:
+            return False
+        return result.code == code and result.retry == self.retry
+
+
+def _ordinal(unit: str) -> int:
+    return int(unit.rsplit("/", 1)[-1])
+
+
+def _remember(migrated: tuple[str, ...], code: str) -> tuple[str, ...]:
+    return migrated if code in migrated else (*migrated, code)[-HISTORY:]
+
+
+def arbitrate(
+    board: Board, *, leader: str, members: Iterable[str], now: float, timeout: int
+) -> Board:
+    """The leader's step 3: fold results in, end the lease if it is over, grant the next."""
+    members = set(members)
+    migrated = board.migrated
+    for result in board.results.values():
+        if result.ok:
+            migrated = _remember(migrated, result.code)
+    lease = board.lease
+    if lease is not None:
+        result = board.results.get(lease.unit)
+        if lease.unit not in members:
+            lease = None
+        elif result is not None and result.serial == lease.serial and result.code == lease.code:
+            lease = None if result.ok else dataclasses.replace(lease, failed=True)
+        elif not lease.failed and now > lease.expires:
+            lease = None
+    serial = board.serial
+    if lease is None or lease.failed:
+        waiting = [
+            (unit, code)
+            for unit, code in board.wants.items()
+            if unit in members
+            and unit != leader
+            and code not in migrated
+            and not board.done(code)
+            and not board.failed(unit, code)
+            and not (lease is not None and lease.code == code)
+        ]
+        if waiting:
+            unit, code = max(waiting, key=lambda pair: _ordinal(pair[0]))
+            serial += 1
+            lease = Lease(unit, code, serial, now + GRACE + timeout + pebble_io.BACKSTOP)
+    return dataclasses.replace(board, lease=lease, migrated=migrated, serial=serial)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What a unit does about its code: `done`, `failed`, `wait` (on `holder`) or `run`."""
+
+    kind: str
+    holder: str | None = None
+    serial: int | None = None
+
+
+def decide(
+    board: Board, *, me: str, code: str, now: float, timeout: int, leader: bool
+) -> Decision:
+    """A unit's steps 1, 2 and 4."""
+    if board.done(code):
+        return Decision("done")
+    if board.failed(me, code):
+        return Decision("failed")
+    lease = board.lease
+    if lease is not None and lease.unit == me and lease.code == code and not lease.failed:
+        if now + timeout + pebble_io.BACKSTOP <= lease.expires:
+            return Decision("run", serial=lease.serial)
+    if leader and (
+        lease is None or not lease.live(now) and not (lease.failed and lease.code == code)
+    ):
+        return Decision("run", serial=board.serial + 1)
+    holder = lease.unit if lease is not None and lease.unit != me else None
+    return Decision("wait", holder=holder)
+
+
+def record(board: Board, *, me: str, code: str, serial: int, ok: bool) -> Board:
+    """The leader records its own run (steps 4 and 5)."""
+    if ok:
+        # Another unit's failed lease stays: only the action (or new code) retries that code.
+        lease = board.lease
+        kept = lease if lease is not None and lease.failed and lease.code != code else None
+        return dataclasses.replace(
+            board, lease=kept, migrated=_remember(board.migrated, code), serial=serial
+        )
+    return dataclasses.replace(board, lease=Lease(me, code, serial, 0.0, True), serial=serial)
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of `text`, shortened for a status message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def failure_message(app: str, script: str, run: pebble_io.ScriptRun, timeout: int) -> str:
+    """The Blocked message for a failed run."""
+    how = f"exit {run.exit_code}" if run.exit_code is not None else f"killed after {timeout}s"
+    why = last_line(run.stderr) or last_line(run.stdout) or "no output"
+    return (
+        f"migration {script} failed ({how}): {why}; fix it and run "
+        f"`juju run {app}/leader run-migrations`"
+    )
+
+
+# -- peer data ----------------------------------------------------------------------------------
+
+
+def _json(raw: str | None) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _lease(raw: str | None) -> Lease | None:
+    value = _json(raw)
+    try:
+        return Lease(
+            str(value["unit"]),
+            str(value["code"]),
+            int(value["serial"]),
+            float(value["expires"]),
+            bool(value.get("failed", False)),
+        )
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _result(raw: str | None) -> Result | None:
+    value = _json(raw)
+    try:
+        serial = value.get("serial")
+        return Result(
+            str(value["code"]),
+            bool(value["ok"]),
+            None if serial is None else int(serial),
+            int(value.get("retry", 0)),
+        )
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return None
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
+
+
+def read_board(relation: ops.Relation, app: ops.Application, unit: ops.Unit) -> Board:
+    """Read the peer relation into a Board."""
+    app_data = relation.data[app]
+    migrated = _json(app_data.get(MIGRATED_KEY))
+    wants, results = {}, {}
+    for member in (unit, *relation.units):
+        data = relation.data[member]
+        if data.get(WANT_KEY):
+            wants[member.name] = data[WANT_KEY]
+        result = _result(data.get(RESULT_KEY))
+        if result is not None:
+            results[member.name] = result
+    return Board(
+        lease=_lease(app_data.get(LEASE_KEY)),
+        migrated=tuple(str(c) for c in migrated) if isinstance(migrated, list) else (),
+        serial=_int(app_data.get(SERIAL_KEY)),
+        retry=_int(app_data.get(RETRY_KEY)),
+        wants=wants,
+        results=results,
+    )
+
+
+def write_app_board(relation: ops.Relation, app: ops.Application, board: Board) -> None:
+    """Write the leader's part of the Board, touching only keys whose value changes."""
+    lease = board.lease
+    values = {
+        LEASE_KEY: json.dumps(dataclasses.asdict(lease), sort_keys=True) if lease else "",
+        MIGRATED_KEY: json.dumps(list(board.migrated)) if board.migrated else "",
+        SERIAL_KEY: str(board.serial) if board.serial else "",
+        RETRY_KEY: str(board.retry) if board.retry else "",
+    }
+    data = relation.data[app]
+    for key, value in values.items():
+        if data.get(key, "") != value:
+            data[key] = value
+
+
+@functools.lru_cache(maxsize=1)
+def charm_fingerprint() -> str:
+    """Hash of the charm's own code: a new charm revision is new code to migrate for."""
+    digest = hashlib.sha256()
+    for path in sorted(pathlib.Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+# -- glue ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionReport:
+    """What the run-migrations action reports."""
+
+    results: dict[str, Any]
+    failure: str | None = None
+
+
+class Migrations(ops.Object):
+    """Run the app's migrate script when new code arrives, one unit at a time."""
+
+    _stored = ops.StoredState()
+
+    def __init__(self, charm: ops.CharmBase):
+        super().__init__(charm, "migrations")
+        self._charm = charm
+        # The last failure's Blocked message (the status survives update-status this way).
+        self._stored.set_default(failed_code=None, failure=None)
+
+    @property
+    def _relation(self) -> ops.Relation | None:
+        return self.model.get_relation(PEER)
+
+    def coordinate(self, timeout: int) -> None:
+        """Leader: fold results in, end a finished or stale lease, grant the next (step 3)."""
+        relation = self._relation
+        if relation is None or not self._charm.unit.is_leader():
+            return
+        board = read_board(relation, self._charm.app, self._charm.unit)
+        members = [self._charm.unit.name, *(unit.name for unit in relation.units)]
+        after = arbitrate(
+            board, leader=self._charm.unit.name, members=members, now=time.time(), timeout=timeout
+        )
+        if after != board:
+            if after.lease != board.lease:
+                logger.info("migration lease: %s -> %s", board.lease, after.lease)
+            write_app_board(relation, self._charm.app, after)
+
+    def gate(self, container: ops.Container, app: FlaskApp, *, upgrading: bool) -> None:
+        """Return when the app may run its code; raise MigrationPendingError otherwise."""
+        relation = self._relation
+        own = relation.data[self._charm.unit] if relation else {}
+        running = container.get_service("flask").is_running()
+        if running and not upgrading and not own.get(WANT_KEY):
+            return  # nothing new: never re-run for a running app
+        script = self._find(container, app)
+        if script is None:
+            self._set_want(None)
+            return
+        if relation is None:
+            raise MigrationPendingError(ops.WaitingStatus(f"waiting for the {PEER} relation"))
+        code = self._code_id(container, script)
+        board = read_board(relation, self._charm.app, self._charm.unit)
+        timeout = app.config.migration_timeout
+        decision = decide(
+            board,
+            me=self._charm.unit.name,
+            code=code,
+            now=time.time(),
+            timeout=timeout,
+            leader=self._charm.unit.is_leader(),
+        )
+        if decision.kind == "done":
+            self._set_want(None)
+            return
+        if decision.kind == "failed":
+            raise MigrationPendingError(ops.BlockedStatus(self._failure(script, code)))
+        if decision.kind == "wait":
+            self._set_want(code)
+            on = decision.holder or "the leader to schedule it"
+            raise MigrationPendingError(ops.WaitingStatus(f"waiting for migration on {on}"))
+        run = self._run(container, app, script, code, decision.serial or 0, board)
+        if run.exit_code != 0:
+            raise MigrationPendingError(ops.BlockedStatus(self._failure(script, code)))
+
+    def run_action(self, container: ops.Container, app: FlaskApp) -> ActionReport:
+        """Run the script now, on the leader (step 5); raise MigrationActionError if not."""
+        name = self._charm.app.name
+        if not self._charm.unit.is_leader():
+            raise MigrationActionError(
+                f"migrations are coordinated by the leader: juju run {name}/leader run-migrations"
+            )
+        relation = self._relation
+        if relation is None:
+            raise MigrationActionError(f"waiting for the {PEER} relation; try again shortly")
+        script = self._find(container, app)
+        if script is None:
+            return ActionReport({"result": f"no migrate script in {APP_DIR}: nothing to run"})
+        board = read_board(relation, self._charm.app, self._charm.unit)
+        lease = board.lease
+        if lease is not None and lease.unit != self._charm.unit.name and lease.live(time.time()):
+            raise MigrationActionError(
+                f"a migration is running on {lease.unit}: wait for it to end (juju status), "
+                "then run the action again if needed"
+            )
+        failed = lease is not None and lease.failed
+        board = dataclasses.replace(board, retry=board.retry + 1, lease=None if failed else lease)
+        code = self._code_id(container, script)
+        run = self._run(container, app, script, code, board.serial + 1, board)
+        results: dict[str, Any] = {
+            "script": script.name,
+            "exit-code": -1 if run.exit_code is None else run.exit_code,
+            "output": run.stdout[-8000:],
+            "error-output": run.stderr[-8000:],
+        }
+        if run.exit_code is None:
+            results["timed-out"] = True
+        return ActionReport(results, None if run.exit_code == 0 else self._failure(script, code))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _find(self, container: ops.Container, app: FlaskApp) -> Script | None:
+        try:
+            entries = container.list_files(APP_DIR)
+        except (ops.pebble.APIError, ops.pebble.PathError):
+            return None
+        files = {f.name: f.permissions for f in entries if f.type == ops.pebble.FileType.FILE}
+        return discover(files, app.rock_command.interpreter)
+
+    def _code_id(self, container: ops.Container, script: Script) -> str:
+        content = container.pull(f"{APP_DIR}/{script.name}", encoding=None).read()
+        listing: list[str] = []
+        directories = [APP_DIR]
+        while directories and len(listing) < MAX_FILES:
+            for entry in container.list_files(directories.pop()):
+                if entry.type == ops.pebble.FileType.DIRECTORY:
+                    if entry.name != "__pycache__":
+                        directories.append(entry.path)
+                elif entry.type == ops.pebble.FileType.FILE and not entry.name.endswith(".pyc"):
+                    stamp = entry.last_modified.timestamp() if entry.last_modified else 0
+                    listing.append(f"{entry.path}\0{entry.size}\0{stamp}")
+        return code_id(charm_fingerprint(), script, content, sorted(listing))
+
+    def _set_want(self, code: str | None) -> None:
+        relation = self._relation
+        if relation is not None and relation.data[self._charm.unit].get(WANT_KEY, "") != (
+            code or ""
+        ):
+            relation.data[self._charm.unit][WANT_KEY] = code or ""
+
+    def _run(
+        self,
+        container: ops.Container,
+        app: FlaskApp,
+        script: Script,
+        code: str,
+        serial: int,
+        board: Board,
+    ) -> pebble_io.ScriptRun:
+        """Run the script and record the outcome (unit databag; leader: app databag)."""
+        service = app.service()
+        rock = app.rock_service
+        timeout = app.config.migration_timeout
+        try:
+            run = pebble_io.run_script(
+                container,
+                list(script.argv),
+                python=app.rock_command.interpreter,
+                user=rock.get("user") or (None if rock.get("user-id") else DEFAULT_USER),
+                group=rock.get("group"),
+                working_dir=APP_DIR,
+                environment=service.get("environment") or {},
+                timeout=timeout,
+            )
+        except (ops.pebble.APIError, ops.pebble.ChangeError) as exc:
+            run = pebble_io.ScriptRun(-1, "", f"could not start {script.name}: {exc}")
+        ok = run.exit_code == 0
+        log = logger.info if ok else logger.error
+        log(
+            "migration %s (code %s) %s\n--- stdout ---\n%s\n--- stderr ---\n%s",
+            script.name,
+            code,
+            "succeeded" if ok else f"failed: exit {run.exit_code} (None: killed at timeout)",
+            run.stdout,
+            run.stderr,
+        )
+        me = self._charm.unit.name
+        result = Result(code, ok, serial, board.retry)
+        relation = self._relation
+        assert relation is not None  # callers checked
+        relation.data[self._charm.unit][RESULT_KEY] = json.dumps(dataclasses.asdict(result))
+        self._set_want(None)
+        if self._charm.unit.is_leader():
+            after = record(board, me=me, code=code, serial=serial, ok=ok)
+            write_app_board(relation, self._charm.app, after)
+        if ok:
+            self._stored.failed_code = self._stored.failure = None
+        else:
+            self._stored.failed_code = code
+            self._stored.failure = failure_message(self._charm.app.name, script.name, run, timeout)
+        return run
+
+    def _failure(self, script: Script, code: str) -> str:
+        if self._stored.failed_code == code and self._stored.failure:
+            return str(self._stored.failure)
+        return (
+            f"migration {script.name} failed (see juju debug-log); fix it and run "
+            f"`juju run {self._charm.app.name}/leader run-migrations`"
+        )
