@@ -88,12 +88,13 @@ class FlaskCharm(ops.CharmBase):
         framework.observe(on.rotate_secret_key_action, self._on_rotate_secret_key_action)
         framework.observe(on.run_migrations_action, self._on_run_migrations_action)
 
-    def _on_state_changed(self, event: ops.EventBase) -> None:
-        self._reconcile(upgrading=isinstance(event, ops.UpgradeCharmEvent))
-
-    def _on_dashboards_stale(self, _: ops.EventBase) -> None:
-        self.observability.refresh_dashboards()
+    def _on_state_changed(self, _: ops.EventBase) -> None:
         self._reconcile()
+
+    def _on_dashboards_stale(self, event: ops.EventBase) -> None:
+        self.observability.refresh_dashboards()
+        # upgrade-charm also means new code: it may need its migration (see `migrations`).
+        self._reconcile(upgrading=isinstance(event, ops.UpgradeCharmEvent))
 
     def _on_pebble_ready(self, _: ops.PebbleReadyEvent) -> None:
         # A (re)started workload container, possibly from a new image: check gevent again.
