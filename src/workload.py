@@ -161,6 +161,29 @@ def environment(config: FlaskConfig, secret_key: str, base_url: str) -> dict[str
     return {name: env_value(value) for name, value in options.items() if value is not None}
 
 
+# webserver-workers unset, and the rock's own config sets none: 2 x the container's CPUs + 1,
+# at most 9 (bench/workers.py, 2 CPUs: 5 sync workers serve an I/O-bound route 5x faster than 1
+# and a CPU-bound one as fast as 2; the cap bounds memory on big nodes without a CPU limit).
+# Evaluated by Gunicorn inside the workload container, where its CPU quota is visible.
+DEFAULT_WORKERS = """\
+if "workers" not in globals():
+    import math as _math
+    import os as _os
+
+    def _container_cpus():
+        try:
+            with open("/sys/fs/cgroup/cpu.max", encoding="utf-8") as _file:
+                _quota, _period = _file.read().split()
+            if _quota != "max":
+                return max(1, _math.ceil(int(_quota) / int(_period)))
+        except (OSError, ValueError):
+            pass
+        return len(_os.sched_getaffinity(0))
+
+    workers = min(2 * _container_cpus() + 1, 9)
+"""
+
+
 def gunicorn_config(
     rock_config_path: str | None, settings: Mapping[str, int], rock_service: Mapping[str, Any]
 ) -> str:
@@ -185,6 +208,8 @@ def gunicorn_config(
         "accesslog = '-'",
         "errorlog = '-'",
     ]
+    if "workers" not in settings:
+        lines += DEFAULT_WORKERS.splitlines()
     lines += [f"{name} = {value!r}" for name, value in sorted(settings.items())]
     return "\n".join(lines) + "\n"
 

@@ -156,11 +156,16 @@ def gunicorn_master_cmdlines() -> list[str]:
     return sorted(line for parent, line in processes.values() if parent not in processes)
 
 
+def gunicorn_master_pids() -> list[int]:
+    """The pids of the gunicorn masters running (processes whose parent is not gunicorn)."""
+    processes = gunicorn_processes()
+    return sorted(pid for pid, (parent, _) in processes.items() if parent not in processes)
+
+
 def gunicorn_master_pid() -> int:
     """The pid of the one gunicorn master running."""
-    processes = gunicorn_processes()
-    masters = [pid for pid, (parent, _) in processes.items() if parent not in processes]
-    assert len(masters) == 1, f"expected one gunicorn master: {processes}"
+    masters = gunicorn_master_pids()
+    assert len(masters) == 1, f"expected one gunicorn master: {gunicorn_processes()}"
     return masters[0]
 
 

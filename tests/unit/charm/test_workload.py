@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 
 import pytest
@@ -153,6 +154,40 @@ def test_gunicorn_config_execs_rock_config_then_sets_chosen_settings(tmp_path):
         4,
         30,
     )
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("200000 100000", 5), ("50000 100000", 3), ("1600000 100000", 9)],
+)
+def test_gunicorn_config_defaults_workers_from_the_cpu_quota(tmp_path, cpu_max, expected):
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max + "\n")
+    rock_conf = tmp_path / "rock.conf.py"
+    rock_conf.write_text("timeout = 30\n")
+    content = workload.gunicorn_config(str(rock_conf), {}, ROCK_SERVICE)
+    ours = tmp_path / "charm.conf.py"
+    ours.write_text(content.replace("/sys/fs/cgroup/cpu.max", str(quota)))
+
+    assert runpy.run_path(str(ours))["workers"] == expected
+
+
+def test_gunicorn_config_without_quota_uses_the_cpus_it_may_run_on(tmp_path):
+    content = workload.gunicorn_config(None, {}, ROCK_SERVICE)
+    ours = tmp_path / "charm.conf.py"
+    ours.write_text(content.replace("/sys/fs/cgroup/cpu.max", str(tmp_path / "missing")))
+
+    expected = min(2 * len(os.sched_getaffinity(0)) + 1, 9)
+    assert runpy.run_path(str(ours))["workers"] == expected
+
+
+def test_gunicorn_config_keeps_the_rocks_own_worker_count(tmp_path):
+    rock_conf = tmp_path / "rock.conf.py"
+    rock_conf.write_text("workers = 2\n")
+    ours = tmp_path / "charm.conf.py"
+    ours.write_text(workload.gunicorn_config(str(rock_conf), {}, ROCK_SERVICE))
+
+    assert runpy.run_path(str(ours))["workers"] == 2
 
 
 def test_gunicorn_config_records_rock_service_for_recovery():
