@@ -25,20 +25,7 @@ from ops import testing  # noqa: E402
 
 import pebble_io  # noqa: E402
 from charm import FlaskCharm  # noqa: E402
-from tests.unit.charm.charm_state import container, state  # noqa: E402
-
-STORM: list[tuple[str, dict[str, Any]]] = [
-    ("install", {}),
-    ("leader-elected", {}),
-    ("config-changed", {}),
-    ("pebble-ready", {}),
-    ("update-status", {}),
-    ("update-status", {}),
-    ("update-status", {}),
-    ("config-changed", {}),
-    ("config-changed", {"webserver-timeout": 60}),
-    ("config-changed", {"webserver-timeout": 60, "worker-type": "gthread"}),
-]
+from tests.unit.charm.charm_state import STORM, container, state  # noqa: E402
 
 
 def wrap(counts: collections.Counter[str]) -> None:
@@ -74,17 +61,17 @@ def main() -> None:
     st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})
     print(f"{'event':<58} start restart reload push exec  status")
     for name, config in STORM:
-        if name == "leader-elected":
+        if name == "leader_elected":
             st = dataclasses.replace(st, leader=True)
-        if name == "pebble-ready":
+        if name == "pebble_ready":
             ready = dataclasses.replace(st.get_container("flask-app"), can_connect=True)
             st = dataclasses.replace(st, containers={ready})
         before = counts.copy()
         st = dataclasses.replace(st, config=config)
         event = (
             ctx.on.pebble_ready(st.get_container("flask-app"))
-            if name == "pebble-ready"
-            else getattr(ctx.on, name.replace("-", "_"))()
+            if name == "pebble_ready"
+            else getattr(ctx.on, name)()
         )
         st = ctx.run(event, st)
         step = counts - before

@@ -23,19 +23,12 @@ import secret_key
 import workload
 from charms.flask_k8s.v0.ingress import IngressRequirer
 from secret_key import SecretKeyError
+from status import StatusError
 
 logger = logging.getLogger(__name__)
 
 CONTAINER = "flask-app"
 LAYER_LABEL = "flask-k8s"
-
-
-class _NotReadyError(Exception):
-    """Reconcile stopped early; `status` says why and what to do."""
-
-    def __init__(self, status: ops.StatusBase):
-        super().__init__(status.message)
-        self.status = status
 
 
 class FlaskCharm(ops.CharmBase):
@@ -134,7 +127,7 @@ class FlaskCharm(ops.CharmBase):
         container = self.unit.get_container(CONTAINER)
         try:
             report = self.migrations.run_action(container, self._desired_app(container))
-        except _NotReadyError as exc:
+        except StatusError as exc:
             event.fail(f"cannot run migrations: {exc.status.message}")
             return
         except migrations.MigrationActionError as exc:
@@ -156,7 +149,7 @@ class FlaskCharm(ops.CharmBase):
             app = self._desired_app(container)
             self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
             self._apply(container, app)
-        except (_NotReadyError, migrations.MigrationPendingError) as exc:
+        except StatusError as exc:  # incl. secret key and migration waits
             self._status = exc.status
             self._sync_log_targets(container)  # logs still flow where the relations say
         except ops.pebble.ConnectionError:  # the workload container went away mid-hook
@@ -167,23 +160,23 @@ class FlaskCharm(ops.CharmBase):
         return self._status
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
-        """Read every input and compute the app; raise _NotReadyError saying what is missing."""
+        """Read every input and compute the app; raise StatusError saying what is missing."""
         from config import InvalidConfigError, load
 
         if not container.can_connect():
             msg = f"waiting for Pebble in the {CONTAINER} container"
-            raise _NotReadyError(ops.WaitingStatus(msg))
+            raise StatusError(ops.WaitingStatus(msg))
         rock_service = self._rock_service(container)
         try:
             cfg = load(self.config)
         except InvalidConfigError as exc:
-            raise _NotReadyError(ops.BlockedStatus(str(exc))) from None
+            raise StatusError(ops.BlockedStatus(str(exc))) from None
         try:
             rock = workload.RockCommand.parse(rock_service.get("command", ""))
         except workload.CommandError as exc:
-            raise _NotReadyError(ops.BlockedStatus(str(exc))) from None
+            raise StatusError(ops.BlockedStatus(str(exc))) from None
         if not rock.runs_gunicorn and (cfg.worker_type or cfg.gunicorn_settings()):
-            raise _NotReadyError(
+            raise StatusError(
                 ops.BlockedStatus(
                     "worker-type and webserver-* need Gunicorn, but the rock's flask command "
                     "does not run it: reset them (juju config <app> --reset <option>)"
@@ -191,10 +184,7 @@ class FlaskCharm(ops.CharmBase):
             )
         if cfg.worker_type == "gevent" and rock.default_worker != "gevent":
             self._check_gevent(container, rock, rock_service.get("user"))
-        try:
-            key = self.secret_key.get(cfg)
-        except SecretKeyError as exc:
-            raise _NotReadyError(exc.status) from None
+        key = self.secret_key.get(cfg)
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
@@ -212,7 +202,7 @@ class FlaskCharm(ops.CharmBase):
         """Return the rock's `flask` service, read from the plan once per workload container."""
         service = container.get_plan().services.get(workload.APP_SERVICE)
         if service is None:
-            raise _NotReadyError(
+            raise StatusError(
                 ops.BlockedStatus(
                     f"the {CONTAINER} image has no `flask` Pebble service: use a rock built "
                     "with Rockcraft's flask-framework extension"
@@ -226,7 +216,7 @@ class FlaskCharm(ops.CharmBase):
             # Our own command, but our memory of the rock's is gone: recover it from our file.
             found = workload.rock_service_from_config(self._pull(container) or "")
         if found is None:
-            raise _NotReadyError(ops.BlockedStatus("cannot recover the rock's flask command"))
+            raise StatusError(ops.BlockedStatus("cannot recover the rock's flask command"))
         found_json = json.dumps(found, sort_keys=True)
         if found_json != stored:
             logger.info("rock's flask command: %s", found.get("command"))
@@ -246,9 +236,9 @@ class FlaskCharm(ops.CharmBase):
                 )
             except (ops.pebble.Error, TimeoutError) as exc:
                 msg = f"could not check whether the rock has gevent ({exc}); retrying"
-                raise _NotReadyError(ops.WaitingStatus(msg)) from None
+                raise StatusError(ops.WaitingStatus(msg)) from None
         if not self._stored.has_gevent:
-            raise _NotReadyError(
+            raise StatusError(
                 ops.BlockedStatus(
                     "worker-type=gevent but the rock has no gevent: add gevent to the rock's "
                     "requirements.txt and rebuild it, or set worker-type to sync or gthread"
@@ -282,7 +272,7 @@ class FlaskCharm(ops.CharmBase):
                 pebble_io.reload(container, workload.APP_SERVICE)
         except ops.pebble.ChangeError as exc:
             msg = f"the flask service failed to start ({exc.err}): see `pebble logs flask`"
-            raise _NotReadyError(ops.BlockedStatus(msg)) from None
+            raise StatusError(ops.BlockedStatus(msg)) from None
 
     def _sync_log_targets(self, container: ops.Container) -> None:
         """Apply the log targets alone, for when the app's layer cannot be computed."""

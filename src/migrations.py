@@ -91,6 +91,7 @@ from typing import TYPE_CHECKING, Any
 import ops
 
 import pebble_io
+from status import StatusError
 
 if TYPE_CHECKING:
     from workload import FlaskApp
@@ -111,12 +112,8 @@ MAX_FILES = 5000  # files under /flask/app that go into the code id
 DEFAULT_USER = "_daemon_"
 
 
-class MigrationPendingError(Exception):
+class MigrationPendingError(StatusError):
     """The app must not start (yet); `status` says why and what to do."""
-
-    def __init__(self, status: ops.StatusBase):
-        super().__init__(status.message)
-        self.status = status
 
 
 class MigrationActionError(Exception):

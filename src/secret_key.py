@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import ops
 
+from status import StatusError
+
 if TYPE_CHECKING:
     from config import FlaskConfig
 
@@ -24,12 +26,8 @@ SECRET_ID_KEY = "secret-key-id"
 GENERATION_KEY = "secret-key-generation"
 
 
-class SecretKeyError(Exception):
+class SecretKeyError(StatusError):
     """No usable key; `status` tells the operator why and what to do."""
-
-    def __init__(self, status: ops.StatusBase):
-        super().__init__(status.message)
-        self.status = status
 
 
 class SecretKey:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import ops
 from ops import testing
@@ -102,3 +103,19 @@ def state(
         containers=containers,  # type: ignore[arg-type]
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+# The event storm, as (ops.testing event name, config during that event); the storm
+# test and bench/charm_storm.py both run it.
+STORM: list[tuple[str, dict[str, Any]]] = [
+    ("install", {}),
+    ("leader_elected", {}),
+    ("config_changed", {}),
+    ("pebble_ready", {}),
+    ("update_status", {}),
+    ("update_status", {}),
+    ("update_status", {}),
+    ("config_changed", {}),
+    ("config_changed", {"webserver-timeout": 60}),
+    ("config_changed", {"webserver-timeout": 60, "worker-type": "gthread"}),
+]

@@ -12,7 +12,7 @@ from ops import testing
 
 import pebble_io
 from charm import FlaskCharm
-from tests.unit.charm.charm_state import ROCK_COMMAND, container, state
+from tests.unit.charm.charm_state import ROCK_COMMAND, STORM, container, state
 
 KEY = "the-generated-key"
 
@@ -320,21 +320,9 @@ def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, cha
     peer = testing.PeerRelation("secret-storage")
     st = state(charm_dir, leader=False, relations={peer})
     st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})
-    steps: list[tuple[str, dict[str, Any]]] = [
-        ("install", {}),
-        ("leader_elected", {}),
-        ("config_changed", {}),
-        ("pebble_ready", {}),
-        ("update_status", {}),
-        ("update_status", {}),
-        ("update_status", {}),
-        ("config_changed", {}),
-        ("config_changed", {"webserver-timeout": 60}),
-        ("config_changed", {"webserver-timeout": 60, "worker-type": "gthread"}),
-    ]
 
     per_step: list[list[str]] = []
-    for event_name, config in steps:
+    for event_name, config in STORM:
         if event_name == "leader_elected":
             st = dataclasses.replace(st, leader=True)
         if event_name == "pebble_ready":
