@@ -180,6 +180,16 @@ def wait_for_worker_count(master: int, count: int, timeout: float = 30.0) -> boo
     return False
 
 
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
 def wait_for_http_ok(path: str, timeout: float = 30.0) -> bool:
     """Poll the app until `path` answers 200."""
     deadline = time.monotonic() + timeout

@@ -46,13 +46,8 @@ def _checks(deployment: Deployment) -> dict[str, tuple[str, int]]:
     return found
 
 
-def _wait(predicate, timeout: float = READY, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
+def _wait(predicate, timeout: float = READY) -> bool:
+    return rock_runner.wait_until(predicate, timeout)
 
 
 class _Traffic:

@@ -52,13 +52,8 @@ def loki():
         yield receiver
 
 
-def _wait(predicate, timeout: float = TIMEOUT, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
+def _wait(predicate, timeout: float = TIMEOUT) -> bool:
+    return rock_runner.wait_until(predicate, timeout)
 
 
 def _value(prometheus: LocalPrometheus, expression: str) -> float:

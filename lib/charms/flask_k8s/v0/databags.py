@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
@@ -26,3 +27,16 @@ def bind_address(charm: ops.CharmBase, relation: ops.Relation) -> str | None:
         logger.info("no bind address yet on %s: %s", relation.name, exc)
         return None
     return str(address) if address is not None else None
+
+
+def url_field(raw: str | None) -> str | None:
+    """The http(s) `url` of a JSON object such as `{"url": "http://…"}`, or None if malformed."""
+    if not raw:
+        return None
+    try:
+        url = json.loads(raw).get("url")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or " " in url:
+        return None
+    return url

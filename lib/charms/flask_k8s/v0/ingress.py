@@ -93,11 +93,7 @@ class IngressRequirer(ops.Object):
         raw = relation.data[relation.app].get("ingress")
         if not raw:
             return None
-        try:
-            url = json.loads(raw).get("url")
-        except (ValueError, AttributeError):
-            url = None
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        url = databags.url_field(raw)
+        if url is None:
             logger.warning("ingress: ignoring malformed provider data %r", raw[:200])
-            return None
         return url

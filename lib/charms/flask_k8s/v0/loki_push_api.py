@@ -39,13 +39,9 @@ def push_url(raw: str | None) -> str | None:
     """The push URL in a Loki unit's `endpoint` value, or None when absent or malformed."""
     if not raw:
         return None
-    try:
-        url = json.loads(raw).get("url")
-    except (ValueError, AttributeError):
-        url = None
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or " " in url:
+    url = databags.url_field(raw)
+    if url is None:
         logger.warning("logging: ignoring malformed Loki endpoint %r", raw[:200])
-        return None
     return url
 
 
