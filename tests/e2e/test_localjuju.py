@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.localjuju import charm_stage, hooktools
 from tests.e2e.localjuju.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
-from tests.e2e.localjuju.model import Model
+from tests.e2e.localjuju.model import Model, ModelStatus, Status, UnitView
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -368,3 +368,14 @@ def test_tools_secret_lifecycle(model, monkeypatch, capsys, tmp_path):
     _tool(model, monkeypatch, capsys, "secret-remove", secret_id)
     code, _, err = _tool(model, monkeypatch, capsys, "secret-get", secret_id, "--format=json")
     assert code == 1 and "not found" in err
+
+
+def test_status_derives_the_app_status_from_the_worst_unit_when_the_charm_sets_none():
+    units = {
+        "app/0": UnitView(Status("active"), True, [], "127.0.0.1"),
+        "app/1": UnitView(Status("blocked", "fix me"), False, [], "127.0.0.1"),
+    }
+    shown = ModelStatus("m", "app", Status(), "", units).shown_app_status()
+    assert (shown.status, shown.message) == ("blocked", "fix me")
+    own = ModelStatus("m", "app", Status("active", "ok"), "", units).shown_app_status()
+    assert (own.status, own.message) == ("active", "ok")

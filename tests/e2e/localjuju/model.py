@@ -629,6 +629,10 @@ class UnitView:
     address: str
 
 
+# How Juju ranks unit statuses when it derives an application's status from its units.
+_SEVERITY = {"unknown": 0, "active": 1, "waiting": 2, "maintenance": 3, "blocked": 4, "error": 5}
+
+
 @dataclass
 class ModelStatus:
     """The application as `juju status` shows it."""
@@ -639,12 +643,22 @@ class ModelStatus:
     workload_version: str
     units: dict[str, UnitView]
 
+    def shown_app_status(self) -> Status:
+        """The app status `juju status` shows: the charm's own, else the worst unit status."""
+        if self.app_status.status != "unknown" or not self.units:
+            return self.app_status
+        return max(
+            (unit.status for unit in self.units.values()),
+            key=lambda status: _SEVERITY.get(status.status, 0),
+        )
+
     def describe(self) -> str:
         """A short human-readable rendering, like `juju status`'s application and unit rows."""
+        app_status = self.shown_app_status()
         lines = [
             f"Model {self.model}",
             f"App {self.app} {self.workload_version or '-'} "
-            f"{self.app_status.status} {self.app_status.message}".rstrip(),
+            f"{app_status.status} {app_status.message}".rstrip(),
         ]
         for name, unit in self.units.items():
             star = "*" if unit.leader else ""
