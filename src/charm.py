@@ -140,6 +140,7 @@ class FlaskCharm(ops.CharmBase):
 
     def _reconcile(self, upgrading: bool = False) -> ops.StatusBase:
         """Bring the workload and relation data to the desired state; return the status."""
+        self.unit.set_ports(workload.APP_PORT)  # the app's port on the Kubernetes service
         self.ingress.publish()
         self.observability.publish()
         if self.unit.is_leader():

@@ -406,3 +406,9 @@ def test_config_changed_gevent_check_that_cannot_run_waits_and_retries(
 
     assert isinstance(out.unit_status, testing.WaitingStatus)
     assert "could not check whether the rock has gevent" in out.unit_status.message
+
+
+def test_reconcile_opens_the_app_port(ctx, charm_dir):
+    out = run(ctx, "config_changed", state(charm_dir))
+
+    assert out.opened_ports == {testing.TCPPort(8000)}
