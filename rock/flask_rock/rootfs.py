@@ -174,17 +174,17 @@ def sandbox_argv(
         )
     argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     argv += ["--die-with-parent"] if die_with_parent else []
-    argv += _system_binds() + _rock_binds(rootfs.root)
+    argv += system_binds() + _rock_binds(rootfs.root)
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     argv += ["--perms", "0755", "--tmpfs", "/var"]
     for directory in APP_WRITABLE_DIRS:
         argv += ["--perms", "0777", "--dir", directory]
-    argv += _parents("/var/lib/pebble")
+    argv += create_parents("/var/lib/pebble")
     argv += ["--bind", str(rootfs.pebble_dir), PEBBLE_DIR]
     for path in rootfs.host_paths:
-        argv += [*_parents(str(path.parent)), "--ro-bind", str(path), str(path)]
+        argv += bind(path, str(path), read_only=True)
     for host, inside in binds or []:
-        argv += [*_parents(str(Path(inside).parent)), "--bind", str(host), inside]
+        argv += bind(host, inside)
     argv += ["--cap-add", "ALL"] if os.geteuid() == 0 else []
     argv += ["--clearenv", "--chdir", "/"]
     environment = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
@@ -193,7 +193,7 @@ def sandbox_argv(
     return [*argv, *command]
 
 
-def _system_binds() -> list[str]:
+def system_binds() -> list[str]:
     """The host's /usr and its /lib* links, read-only: the rock's base, in effect."""
     argv = ["--ro-bind", "/usr", "/usr"]
     for name in ("lib", "lib64", "sbin", "lib32", "libx32"):
@@ -217,7 +217,13 @@ def _rock_binds(root: Path) -> list[str]:
     return argv
 
 
-def _parents(path: str) -> list[str]:
+def bind(host: Path, inside: str, read_only: bool = False) -> list[str]:
+    """Mount `host` at `inside`, its ancestors created traversable first."""
+    flag = "--ro-bind" if read_only else "--bind"
+    return [*create_parents(str(Path(inside).parent)), flag, str(host), inside]
+
+
+def create_parents(path: str) -> list[str]:
     """Create every ancestor of `path` as a world-readable directory (bwrap defaults to 0700)."""
     argv: list[str] = []
     current = Path("/")

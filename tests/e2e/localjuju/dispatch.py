@@ -289,7 +289,7 @@ class Runner:
         if bwrap is None:
             raise RuntimeError("bubblewrap is not installed: apt-get install bubblewrap")
         argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        argv += rootfs._system_binds()
+        argv += rootfs.system_binds()
         host_bin = Path("/bin")
         if host_bin.is_symlink():
             argv += ["--symlink", os.readlink(host_bin), "/bin"]
@@ -298,17 +298,16 @@ class Runner:
         argv += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]
         argv += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "0700", "--dir", "/root"]
         store_dir = self.model.path.resolve().parent
-        argv += [*rootfs._parents(str(store_dir.parent)), "--bind", str(store_dir), str(store_dir)]
+        argv += rootfs.bind(store_dir, str(store_dir))
         read_only = {self._bin, PACKAGE_DIR, self.python.resolve().parent.parent}
         for path in sorted(read_only):
             if not path.is_relative_to("/usr") and not path.is_relative_to(store_dir):
-                argv += [*rootfs._parents(str(path.parent)), "--ro-bind", str(path), str(path)]
+                argv += rootfs.bind(path, str(path), read_only=True)
         inside = self._inside_charm_dir(unit)
-        argv += [*rootfs._parents(str(Path(inside).parent)), "--bind", str(self.charm_dir), inside]
+        argv += rootfs.bind(self.charm_dir, inside)
         for name, host in sorted(self.containers.items()):
             target = f"/charm/containers/{name}"
-            argv += [*rootfs._parents(str(Path(target).parent))]
-            argv += ["--bind", str(Path(host).resolve()), target]
+            argv += rootfs.bind(Path(host).resolve(), target)
         argv += ["--clearenv", "--chdir", inside]
         for key, value in env.items():
             argv += ["--setenv", key, value]
