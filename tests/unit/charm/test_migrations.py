@@ -263,17 +263,19 @@ def test_timeout_blocks_saying_it_was_killed(ctx, charm_dir, app_dir, monkeypatc
     assert not flask_running(out)
 
 
-def test_pebble_timeout_change_error_is_a_timeout(monkeypatch):
+def _run_script_failing_with(error: Exception, stderr: str) -> pebble_io.ScriptRun:
+    """Run `run_script` on a container whose process writes `stderr`, then raises `error`."""
+
     class Process:
         def wait(self) -> None:
-            raise ops.pebble.ChangeError("exec: timed out after 5s", None)  # type: ignore[arg-type]
+            raise error
 
     class Box:
         def exec(self, argv: list[str], **kwargs: Any) -> Process:
-            kwargs["stderr"].write("half done\n")
+            kwargs["stderr"].write(stderr)
             return Process()
 
-    run = pebble_io.run_script(
+    return pebble_io.run_script(
         Box(),  # type: ignore[arg-type]
         ["x"],
         python="/bin/python3",
@@ -283,30 +285,20 @@ def test_pebble_timeout_change_error_is_a_timeout(monkeypatch):
         environment={},
         timeout=5,
     )
+
+
+def test_pebble_timeout_change_error_is_a_timeout():
+    error = ops.pebble.ChangeError("exec: timed out after 5s", None)  # type: ignore[arg-type]
+
+    run = _run_script_failing_with(error, "half done\n")
 
     assert run == pebble_io.ScriptRun(None, "", "half done\n")
 
 
 def test_supervisor_killed_marker_is_a_timeout():
-    class Process:
-        def wait(self) -> None:
-            raise ops.pebble.ExecError(["x"], pebble_io.KILLED_EXIT, None, None)
+    error = ops.pebble.ExecError(["x"], pebble_io.KILLED_EXIT, None, None)
 
-    class Box:
-        def exec(self, argv: list[str], **kwargs: Any) -> Process:
-            kwargs["stderr"].write(f"waiting for a lock\n{pebble_io.KILLED_MARKER}\n")
-            return Process()
-
-    run = pebble_io.run_script(
-        Box(),  # type: ignore[arg-type]
-        ["x"],
-        python="/bin/python3",
-        user=None,
-        group=None,
-        working_dir="/",
-        environment={},
-        timeout=5,
-    )
+    run = _run_script_failing_with(error, f"waiting for a lock\n{pebble_io.KILLED_MARKER}\n")
 
     assert run == pebble_io.ScriptRun(None, "", "waiting for a lock\n")
 
