@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ops
 
@@ -24,6 +24,9 @@ import workload
 from charms.flask_k8s.v0.ingress import IngressRequirer
 from secret_key import SecretKeyError
 from status import StatusError
+
+if TYPE_CHECKING:
+    from config import FlaskConfig  # pydantic: imported only when config is read
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class FlaskCharm(ops.CharmBase):
         self._stored.set_default(rock_service=None, rendered_command=None, has_gevent=None)
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
+        self._config: FlaskConfig | None = None
         self.secret_key = secret_key.SecretKey(self)
         self.observability = observability.Observability(self)
         self.migrations = migrations.Migrations(self)
@@ -162,14 +166,14 @@ class FlaskCharm(ops.CharmBase):
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
         """Read every input and compute the app; raise StatusError saying what is missing."""
-        from config import InvalidConfigError, load
+        from config import InvalidConfigError
 
         if not container.can_connect():
             msg = f"waiting for Pebble in the {CONTAINER} container"
             raise StatusError(ops.WaitingStatus(msg))
         rock_service = self._rock_service(container)
         try:
-            cfg = load(self.config)
+            cfg = self._load_config()
         except InvalidConfigError as exc:
             raise StatusError(ops.BlockedStatus(str(exc))) from None
         try:
@@ -192,12 +196,20 @@ class FlaskCharm(ops.CharmBase):
         return workload.FlaskApp(rock_service, cfg, key, base_url)
 
     def _migration_timeout(self) -> int:
-        from config import DEFAULT_MIGRATION_TIMEOUT, InvalidConfigError, load
+        from config import DEFAULT_MIGRATION_TIMEOUT, InvalidConfigError
 
         try:
-            return load(self.config).migration_timeout
+            return self._load_config().migration_timeout
         except InvalidConfigError:
             return DEFAULT_MIGRATION_TIMEOUT
+
+    def _load_config(self) -> FlaskConfig:
+        """The validated config, parsed once per hook (InvalidConfigError if it is invalid)."""
+        from config import load
+
+        if self._config is None:
+            self._config = load(self.config)
+        return self._config
 
     def _rock_service(self, container: ops.Container) -> dict[str, Any]:
         """Return the rock's `flask` service, read from the plan once per workload container."""
