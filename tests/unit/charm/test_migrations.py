@@ -13,6 +13,7 @@ import ops
 import pytest
 from ops import testing
 
+import migration_protocol as protocol
 import migrations
 import pebble_io
 from charm import FlaskCharm
@@ -447,95 +448,95 @@ UNITS = ["app/0", "app/1", "app/2"]
 
 
 def test_arbitrate_grants_highest_ordinal_waiting_unit():
-    board = migrations.Board(wants={"app/1": "c2", "app/2": "c2"})
+    board = protocol.Board(wants={"app/1": "c2", "app/2": "c2"})
 
-    after = migrations.arbitrate(board, leader="app/0", members=UNITS, now=100.0, timeout=60)
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=100.0, timeout=60)
 
-    assert after.lease == migrations.Lease(
-        "app/2", "c2", 1, 100.0 + migrations.GRACE + 60 + pebble_io.BACKSTOP
+    assert after.lease == protocol.Lease(
+        "app/2", "c2", 1, 100.0 + protocol.GRACE + 60 + pebble_io.BACKSTOP
     )
 
 
 def test_arbitrate_keeps_a_live_lease():
-    lease = migrations.Lease("app/2", "c2", 1, 500.0)
-    board = migrations.Board(lease=lease, serial=1, wants={"app/1": "c2", "app/2": "c2"})
+    lease = protocol.Lease("app/2", "c2", 1, 500.0)
+    board = protocol.Board(lease=lease, serial=1, wants={"app/1": "c2", "app/2": "c2"})
 
-    after = migrations.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
 
     assert after.lease == lease
 
 
 def test_arbitrate_success_records_and_others_need_no_lease():
-    lease = migrations.Lease("app/2", "c2", 1, 500.0)
-    board = migrations.Board(
+    lease = protocol.Lease("app/2", "c2", 1, 500.0)
+    board = protocol.Board(
         lease=lease,
         serial=1,
         wants={"app/1": "c2"},
-        results={"app/2": migrations.Result("c2", True, 1, 0)},
+        results={"app/2": protocol.Result("c2", True, 1, 0)},
     )
 
-    after = migrations.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
 
     assert after.lease is None
     assert after.migrated == ("c2",)
 
 
 def test_arbitrate_failure_keeps_a_failed_lease_and_grants_no_one_that_code():
-    lease = migrations.Lease("app/2", "c2", 1, 500.0)
-    board = migrations.Board(
+    lease = protocol.Lease("app/2", "c2", 1, 500.0)
+    board = protocol.Board(
         lease=lease,
         serial=1,
         wants={"app/1": "c2"},
-        results={"app/2": migrations.Result("c2", False, 1, 0)},
+        results={"app/2": protocol.Result("c2", False, 1, 0)},
     )
 
-    after = migrations.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
 
     assert after.lease == dataclasses.replace(lease, failed=True)
 
 
 def test_arbitrate_expired_lease_of_a_dead_holder_is_regranted():
-    lease = migrations.Lease("app/2", "c2", 1, 500.0)
-    board = migrations.Board(lease=lease, serial=1, wants={"app/1": "c2", "app/2": "c2"})
+    lease = protocol.Lease("app/2", "c2", 1, 500.0)
+    board = protocol.Board(lease=lease, serial=1, wants={"app/1": "c2", "app/2": "c2"})
 
-    after = migrations.arbitrate(board, leader="app/0", members=UNITS, now=501.0, timeout=60)
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=501.0, timeout=60)
 
-    assert after.lease == migrations.Lease(
-        "app/2", "c2", 2, 501.0 + migrations.GRACE + 60 + pebble_io.BACKSTOP
+    assert after.lease == protocol.Lease(
+        "app/2", "c2", 2, 501.0 + protocol.GRACE + 60 + pebble_io.BACKSTOP
     )
 
 
 def test_arbitrate_departed_holder_releases_the_lease():
-    lease = migrations.Lease("app/2", "c2", 1, 500.0)
-    board = migrations.Board(lease=lease, serial=1, wants={"app/1": "c2"})
+    lease = protocol.Lease("app/2", "c2", 1, 500.0)
+    board = protocol.Board(lease=lease, serial=1, wants={"app/1": "c2"})
 
-    after = migrations.arbitrate(
+    after = protocol.arbitrate(
         board, leader="app/0", members=["app/0", "app/1"], now=400.0, timeout=60
     )
 
-    assert after.lease == migrations.Lease(
-        "app/1", "c2", 2, 400.0 + migrations.GRACE + 60 + pebble_io.BACKSTOP
+    assert after.lease == protocol.Lease(
+        "app/1", "c2", 2, 400.0 + protocol.GRACE + 60 + pebble_io.BACKSTOP
     )
 
 
 def test_holder_too_late_to_finish_before_expiry_does_not_run():
-    board = migrations.Board(lease=migrations.Lease("app/2", "c2", 1, 500.0), serial=1)
+    board = protocol.Board(lease=protocol.Lease("app/2", "c2", 1, 500.0), serial=1)
 
-    decision = migrations.decide(board, me="app/2", code="c2", now=450.0, timeout=60, leader=False)
+    decision = protocol.decide(board, me="app/2", code="c2", now=450.0, timeout=60, leader=False)
 
     assert decision.kind == "wait"
 
 
 def test_leader_success_keeps_another_units_failed_lease():
-    failed = migrations.Lease("app/2", "c2", 1, 0.0, failed=True)
-    board = migrations.Board(lease=failed, serial=1)
+    failed = protocol.Lease("app/2", "c2", 1, 0.0, failed=True)
+    board = protocol.Board(lease=failed, serial=1)
 
-    after = migrations.record(board, me="app/0", code="c3", serial=2, ok=True)
+    after = protocol.record(board, me="app/0", code="c3", serial=2, ok=True)
 
     assert after.lease == failed and after.migrated == ("c3",)
 
 
 def test_leader_failure_leaves_a_failed_lease_in_its_name():
-    after = migrations.record(migrations.Board(), me="app/0", code="c3", serial=1, ok=False)
+    after = protocol.record(protocol.Board(), me="app/0", code="c3", serial=1, ok=False)
 
-    assert after.lease == migrations.Lease("app/0", "c3", 1, 0.0, failed=True)
+    assert after.lease == protocol.Lease("app/0", "c3", 1, 0.0, failed=True)
