@@ -25,7 +25,12 @@ from ops import testing  # noqa: E402
 
 import pebble_io  # noqa: E402
 from charm import FlaskCharm  # noqa: E402
-from tests.unit.charm.charm_state import STORM, container, state  # noqa: E402
+from tests.unit.charm.charm_state import (  # noqa: E402
+    STORM,
+    before_storm_step,
+    container,
+    state,
+)
 
 
 def wrap(counts: collections.Counter[str]) -> None:
@@ -61,13 +66,8 @@ def main() -> None:
     st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})
     print(f"{'event':<58} start restart reload push exec  status")
     for name, config in STORM:
-        if name == "leader_elected":
-            st = dataclasses.replace(st, leader=True)
-        if name == "pebble_ready":
-            ready = dataclasses.replace(st.get_container("flask-app"), can_connect=True)
-            st = dataclasses.replace(st, containers={ready})
         before = counts.copy()
-        st = dataclasses.replace(st, config=config)
+        st = before_storm_step(st, name, config)
         event = (
             ctx.on.pebble_ready(st.get_container("flask-app"))
             if name == "pebble_ready"

@@ -119,3 +119,13 @@ STORM: list[tuple[str, dict[str, Any]]] = [
     ("config_changed", {"webserver-timeout": 60}),
     ("config_changed", {"webserver-timeout": 60, "worker-type": "gthread"}),
 ]
+
+
+def before_storm_step(st: testing.State, event_name: str, config: dict[str, Any]) -> testing.State:
+    """The state a storm event meets: leadership from leader-elected, Pebble from pebble-ready."""
+    if event_name == "leader_elected":
+        st = dataclasses.replace(st, leader=True)
+    if event_name == "pebble_ready":
+        ready = dataclasses.replace(st.get_container("flask-app"), can_connect=True)
+        st = dataclasses.replace(st, containers={ready})
+    return dataclasses.replace(st, config=config)

@@ -12,7 +12,13 @@ from ops import testing
 
 import pebble_io
 from charm import FlaskCharm
-from tests.unit.charm.charm_state import ROCK_COMMAND, STORM, container, state
+from tests.unit.charm.charm_state import (
+    ROCK_COMMAND,
+    STORM,
+    before_storm_step,
+    container,
+    state,
+)
 
 KEY = "the-generated-key"
 
@@ -323,13 +329,8 @@ def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, cha
 
     per_step: list[list[str]] = []
     for event_name, config in STORM:
-        if event_name == "leader_elected":
-            st = dataclasses.replace(st, leader=True)
-        if event_name == "pebble_ready":
-            ready = dataclasses.replace(st.get_container("flask-app"), can_connect=True)
-            st = dataclasses.replace(st, containers={ready})
         calls.clear()
-        st = run(ctx, event_name, dataclasses.replace(st, config=config))
+        st = run(ctx, event_name, before_storm_step(st, event_name, config))
         per_step.append(list(calls.log))
 
     assert per_step == [

@@ -52,12 +52,13 @@ def target_name(url: str) -> str:
 
 def target_labels(charm: ops.CharmBase) -> dict[str, str]:
     """The labels every forwarded line carries (Pebble adds `pebble_service`)."""
+    meta = topology(charm)
     return {
-        "juju_model": charm.model.name,
-        "juju_model_uuid": charm.model.uuid,
-        "juju_application": charm.app.name,
-        "juju_unit": charm.unit.name,
-        "charm": charm.meta.name,
+        "juju_model": meta["model"],
+        "juju_model_uuid": meta["model_uuid"],
+        "juju_application": meta["application"],
+        "juju_unit": meta["unit"],
+        "charm": meta["charm_name"],
     }
 
 
