@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from bench.throughput import ROUTES, wrk
-from tests.e2e.local_deployment import Deployment
+from juju_local.deployment import Deployment
 
 WORKER_TYPES = ("sync", "gthread", "gevent")
 

@@ -15,7 +15,7 @@ import workload
 from config import load
 from tests.e2e import rock_runner
 from tests.e2e.rock_runner import SAMPLE
-from tests.e2e.workload_container import WorkloadContainer
+from juju_local.workload_container import WorkloadContainer
 
 
 @pytest.fixture(scope="module")

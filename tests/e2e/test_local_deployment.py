@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.e2e import rock_runner
-from tests.e2e.local_deployment import Deployment
+from juju_local.deployment import Deployment
 
 READY = 30.0
 

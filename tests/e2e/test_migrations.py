@@ -18,7 +18,7 @@ import yaml
 
 from flask_rock.expand import expand_project
 from tests.e2e import rock_runner
-from tests.e2e.local_deployment import SAMPLE, Deployment
+from juju_local.deployment import SAMPLE, Deployment
 
 VENDORED_CONFIG = "flask-framework-config"
 FIX = "fix it and run `juju run flask-k8s/leader run-migrations`"

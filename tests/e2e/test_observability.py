@@ -15,10 +15,10 @@ import uuid
 import pytest
 
 from tests.e2e import rock_runner
-from tests.e2e.local_deployment import Deployment
-from tests.e2e.loki_receiver import URL as LOKI_URL
-from tests.e2e.loki_receiver import LokiReceiver
-from tests.e2e.prometheus import LocalPrometheus
+from juju_local.deployment import Deployment
+from juju_local.loki_receiver import URL as LOKI_URL
+from juju_local.loki_receiver import LokiReceiver
+from juju_local.prometheus import LocalPrometheus
 
 DASHBOARD = rock_runner.REPO / "src" / "cos" / "grafana_dashboards" / "flask.json"
 TIMEOUT = 30.0

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tests.e2e import processes
+from juju_local import processes
 
 PORT = 9090
 URL = f"http://127.0.0.1:{PORT}"

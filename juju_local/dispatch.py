@@ -330,7 +330,7 @@ class Runner:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             stdout, stderr = process.communicate()
-            stderr += f"\n[localjuju] {name} killed after {self.timeout:.0f}s"
+            stderr += f"\n[juju-local] {name} killed after {self.timeout:.0f}s"
             returncode = -signal.SIGKILL
         with self.model.log_path.open() as log:
             log.seek(log_start)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flask_rock import local_run, toolchain
 from flask_rock.rootfs import PEBBLE_DIR, sandbox_argv
-from tests.e2e import processes
+from juju_local import processes
 
 CONTAINER_MOUNT = "/charm/container"
 SOCKET_NAME = "pebble.socket"

@@ -23,7 +23,7 @@ from typing import Any
 import tomllib
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = REPO / ".cache" / "charm-venvs"
 # What Juju runs the charm with: the base's own Python (ubuntu@24.04 would give 3.12).
 BASE_PYTHON = Path("/usr/bin/python3")

@@ -1,4 +1,4 @@
-"""localjuju: a tiny ops charm staged, dispatched in a sandbox, talking to the hook tools.
+"""juju_local: a tiny ops charm staged, dispatched in a sandbox, talking to the hook tools.
 
 No workload here: these tests prove that the hook tools speak ops' protocol and that the store
 ends up as Juju's would. The charm under test is written into tmp_path.
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.localjuju import charm_stage, hooktools
-from tests.e2e.localjuju.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
-from tests.e2e.localjuju.model import Model, ModelStatus, Status, UnitView
+from juju_local import charm_stage, hooktools
+from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
+from juju_local.model import Model, ModelStatus, Status, UnitView
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 CHARMCRAFT = """
 name: tiny

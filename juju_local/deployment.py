@@ -1,7 +1,7 @@
 """A local deployment of the flask-k8s charm and a flask-framework rock: Juju's job, locally.
 
 Everything below Juju is real: the charm is staged as packing stages it and dispatched as the
-unit agent dispatches it (`localjuju`), against a real Pebble running the rock's files
+unit agent dispatches it (`juju_local.dispatch`), against a real Pebble running the rock's files
 (`WorkloadContainer`), and Prometheus is Debian's. The deployment outlives the command that made
 it; its state lives in one directory, so each command (`deploy`, `config`, …) finds it again.
 """
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.localjuju import charm_stage
-from tests.e2e.localjuju.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
-from tests.e2e.localjuju.model import Model
-from tests.e2e.prometheus import LocalPrometheus
-from tests.e2e.workload_container import WorkloadContainer
+from juju_local import charm_stage
+from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
+from juju_local.model import Model
+from juju_local.prometheus import LocalPrometheus
+from juju_local.workload_container import WorkloadContainer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "rock" / "sample"
 CONTAINER = "flask-app"
 PROMETHEUS_APP = "prometheus"

@@ -17,9 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-from tests.e2e import prometheus
-from tests.e2e.local_deployment import SAMPLE, Deployment, DeploymentError
-from tests.e2e.localjuju.charm_stage import REPO
+from juju_local import prometheus
+from juju_local.deployment import SAMPLE, Deployment, DeploymentError
+from juju_local.charm_stage import REPO
 
 DEFAULT_STATE = REPO / ".cache" / "local-juju" / "default"
 
