@@ -1,7 +1,9 @@
 """Requirer side of the `ingress` interface, version 2, written from its wire format.
 
 Wire format (every value JSON-encoded):
-- our app databag (leader only): `model`, `name`, `port`, optional `strip-prefix`;
+- our app databag (leader only): `model`, `name`, `port`, optional `strip-prefix`, and
+  `is_port_open` = `true` while this unit has `port`/tcp open (`open-port`); the key is left
+  out, not `false`, while it is closed, as the reference requirer does;
 - each of our unit databags: `host` (the pod's FQDN) and `ip` (the relation's bind address);
 - the provider's app databag: `ingress` = `{"url": "http://…/<model>-<app>"}`.
 
@@ -13,6 +15,7 @@ Usage:
 
     self.ingress = IngressRequirer(self, port=8000, strip_prefix=True)
     ...
+    self.unit.set_ports(8000)  # before publish(), so this hook already sends is_port_open
     self.ingress.publish()
     url = self.ingress.url
 """
@@ -28,6 +31,8 @@ import ops
 from charms.flask_k8s.v0 import databags
 
 logger = logging.getLogger(__name__)
+
+PORT_OPEN_KEY = "is_port_open"  # spelt with underscores on the wire, unlike `strip-prefix`
 
 
 class IngressRequirer(ops.Object):
@@ -54,14 +59,25 @@ class IngressRequirer(ops.Object):
         return self._charm.model.get_relation(self._relation_name)
 
     def app_data(self) -> dict[str, str]:
-        """Return what the leader publishes in our app databag."""
+        """Return what the leader publishes in our app databag.
+
+        Integrators read `is_port_open` to know whether the app's port is open yet. It comes
+        from Juju (`opened-ports` counts an `open-port` made earlier in the same hook), not
+        from the caller.
+        """
         data: dict[str, Any] = {
             "model": self._charm.model.name,
             "name": self._charm.app.name,
             "port": self._port,
             "strip-prefix": self._strip_prefix,
         }
+        if self._port_is_open():
+            data[PORT_OPEN_KEY] = True
         return {key: json.dumps(value) for key, value in data.items()}
+
+    def _port_is_open(self) -> bool:
+        opened = self._charm.unit.opened_ports()
+        return any(p.protocol == "tcp" and p.port == self._port for p in opened)
 
     def unit_data(self, relation: ops.Relation) -> dict[str, str]:
         """Return what each unit publishes in its own databag: pod FQDN and bind address."""
@@ -78,11 +94,12 @@ class IngressRequirer(ops.Object):
         relation = self.relation
         if relation is None:
             return
-        targets = [(relation.data[self._charm.unit], self.unit_data(relation))]
+        databags.update(relation.data[self._charm.unit], self.unit_data(relation))
         if self._charm.unit.is_leader():
-            targets.append((relation.data[self._charm.app], self.app_data()))
-        for databag, wanted in targets:
-            databags.update(databag, wanted)
+            app_databag, wanted = relation.data[self._charm.app], self.app_data()
+            databags.update(app_databag, wanted)
+            if PORT_OPEN_KEY not in wanted and PORT_OPEN_KEY in app_databag:
+                del app_databag[PORT_OPEN_KEY]  # closed again: absent, never `false`
 
     @property
     def url(self) -> str | None:
