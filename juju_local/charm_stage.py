@@ -1,9 +1,10 @@
 """Stage a charm project as `charmcraft pack` lays it out, into a directory Juju could run.
 
 `charmcraft.yaml` is split into `metadata.yaml`, `config.yaml` and `actions.yaml`; `src/` and
-`lib/` are copied; the runtime dependencies (`[project].dependencies` of the project's
-pyproject.toml) are installed into `venv/` with `pip install --target` for the base's Python,
-cached by a hash of the dependency list; and `dispatch` is written as charmcraft writes it.
+`lib/` are copied; the runtime dependencies are installed into `venv/` with
+`uv pip install --target` for the base's Python, cached by a hash of the dependency list; and
+`dispatch` is written as charmcraft writes it. With a `uv.lock` the dependencies are the versions
+it pins, the ones charmcraft's uv plugin packs into the charm.
 Re-staging into the same directory (an upgrade) replaces the code and keeps the unit's state
 (`.unit-state.db`).
 """
@@ -25,6 +26,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = REPO / ".cache" / "charm-venvs"
+# Where scripts/bootstrap installs the locked uv.
+TOOLS_UV = REPO / ".cache" / "tools-venv" / "bin" / "uv"
 # What Juju runs the charm with: the base's own Python (ubuntu@24.04 would give 3.12).
 BASE_PYTHON = Path("/usr/bin/python3")
 DISPATCH = """#!/bin/sh
@@ -88,12 +91,39 @@ def split_charmcraft(document: dict[str, Any]) -> tuple[dict, dict, dict]:
 
 
 def runtime_dependencies(project: Path) -> list[str]:
-    """`[project].dependencies` from the project's pyproject.toml."""
+    """The charm's runtime dependencies, pinned as the packed charm gets them where possible.
+
+    With a `uv.lock`: every package the charm needs at the version the lock pins (what the uv
+    plugin's `uv sync --no-dev` installs). Without one: `[project].dependencies` of the
+    project's pyproject.toml as written.
+    """
+    if (project / "uv.lock").is_file():
+        return locked_dependencies(project)
     pyproject = project / "pyproject.toml"
     if not pyproject.is_file():
         return []
     with pyproject.open("rb") as handle:
         return list(tomllib.load(handle).get("project", {}).get("dependencies", []))
+
+
+def locked_dependencies(project: Path) -> list[str]:
+    """`name==version[ ; marker]` for each runtime package `project/uv.lock` pins."""
+    argv = [str(find_uv()), "export", "--project", str(project), "--frozen", "--no-dev"]
+    argv += ["--no-emit-project", "--no-hashes", "--no-header", "--no-annotate"]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StageError(f"uv could not export {project / 'uv.lock'}:\n{result.stderr[-3000:]}")
+    lines = (line.strip() for line in result.stdout.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def find_uv() -> Path:
+    """The uv beside the running Python (a venv that has it), else bootstrap's, else PATH's."""
+    on_path = shutil.which("uv")
+    for candidate in (Path(sys.executable).parent / "uv", TOOLS_UV, on_path):
+        if candidate and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise StageError(f"uv is not installed: run scripts/bootstrap (it puts uv in {TOOLS_UV})")
 
 
 def stage(
@@ -153,7 +183,7 @@ def default_python() -> Path:
 
 
 def ensure_venv(dependencies: list[str], python: Path, cache_dir: Path = DEFAULT_CACHE) -> Path:
-    """The `pip install --target` tree for `dependencies` under `python`, built once and cached."""
+    """The `uv pip install --target` tree for `dependencies` under `python`, built once, cached."""
     version = subprocess.run(
         [str(python), "-c", "import sys; print(sys.implementation.cache_tag)"],
         capture_output=True,
@@ -166,13 +196,19 @@ def ensure_venv(dependencies: list[str], python: Path, cache_dir: Path = DEFAULT
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir))
-    argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
-    argv += ["--disable-pip-version-check", "--root-user-action=ignore", "--no-compile"]
-    argv += ["--target", str(building), *dependencies]
+    if not dependencies:  # nothing to install: an empty venv/
+        return _publish(building, target)
+    # Copies, not links into uv's cache: a staged charm may write to its venv.
+    argv = [str(find_uv()), "pip", "install", "--quiet", "--python", str(python)]
+    argv += ["--link-mode", "copy", "--target", str(building), *dependencies]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
-        raise StageError(f"pip could not install {dependencies}:\n{result.stderr[-3000:]}")
+        raise StageError(f"uv could not install {dependencies}:\n{result.stderr[-3000:]}")
+    return _publish(building, target)
+
+
+def _publish(building: Path, target: Path) -> Path:
     try:
         building.rename(target)
     except OSError:  # another process built it meanwhile
