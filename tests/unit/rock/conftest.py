@@ -34,3 +34,9 @@ def make_project(tmp_path: Path) -> ProjectFactory:
         return root
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _experimental_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start with Rockcraft's experimental-extensions switch off, whatever the shell has."""
+    monkeypatch.delenv("ROCKCRAFT_ENABLE_EXPERIMENTAL_EXTENSIONS", raising=False)
