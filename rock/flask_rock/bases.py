@@ -49,7 +49,7 @@ EXPERIMENTAL = Selection(EXPERIMENTAL_BASES, experimental=True)
 
 
 def effective_base(document: Mapping[str, Any]) -> str | None:
-    """The base that selects the extension: build-base, else base, normalised to ``name@series``."""
+    """The base selecting the extension: build-base, else base, normalised to ``name@series``."""
     value = document.get("build-base") or document.get("base")
     if not isinstance(value, str) or not value:
         return None

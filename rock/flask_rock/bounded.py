@@ -52,7 +52,7 @@ def read_regular_file(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise ProjectError(
-                [f"{path} is {_kind(mode)}, not a regular file: replace it with a regular file"]
+                [f"{path} is {_kind(mode)}, not a regular file: make it a regular file"]
             )
         data = _read_up_to(fd, limit + 1)
     except OSError as err:

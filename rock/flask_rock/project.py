@@ -38,10 +38,10 @@ def _measure(value: Any, depth: int, seen: dict[int, tuple[int, int]]) -> tuple[
     if id(value) in seen:
         count, height = seen[id(value)]
         if depth + height > MAX_DOCUMENT_DEPTH:
-            raise _TooDeep
+            raise _TooDeepError
         return count, height
     if depth > MAX_DOCUMENT_DEPTH:
-        raise _TooDeep
+        raise _TooDeepError
     children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
     count, height = 1, 0
     for child in children:
@@ -54,7 +54,7 @@ def _measure(value: Any, depth: int, seen: dict[int, tuple[int, int]]) -> tuple[
     return count, height
 
 
-class _TooDeep(Exception):
+class _TooDeepError(Exception):
     pass
 
 
@@ -66,7 +66,7 @@ def check_document_bounds(path: Path, document: Any) -> None:
     """
     try:
         count, _ = _measure(document, 0, {})
-    except _TooDeep:
+    except _TooDeepError:
         raise ProjectError(
             [
                 f"{path} nests values more than {MAX_DOCUMENT_DEPTH} levels deep (a recursive "

@@ -310,7 +310,9 @@ def test_unreadable_requirements_and_pyproject_are_both_reported(make_project: P
     files = {"app.py": FLASK_APP, "requirements.txt/oops": "", "pyproject.toml": "[project"}
     problems = problems_for(make_project, files=files)
     assert len(problems) == 2
-    assert problems[0].endswith("requirements.txt is a directory, not a regular file: replace it with a regular file")
+    assert problems[0].endswith(
+        "requirements.txt is a directory, not a regular file: replace it with a regular file"
+    )
     assert problems[1].startswith("pyproject.toml cannot be parsed as TOML")
 
 
