@@ -311,7 +311,7 @@ def test_unreadable_requirements_and_pyproject_are_both_reported(make_project: P
     problems = problems_for(make_project, files=files)
     assert len(problems) == 2
     assert problems[0].endswith(
-        "requirements.txt is a directory, not a regular file: replace it with a regular file"
+        "requirements.txt is a directory, not a regular file: make it a regular file"
     )
     assert problems[1].startswith("pyproject.toml cannot be parsed as TOML")
 
