@@ -76,7 +76,9 @@ def _type_problems(document: dict[str, Any]) -> list[str]:
     for parent, key in ours:
         value = _mapping(document, parent).get(key)
         if value is not None and not isinstance(value, dict):
-            problems.append(f"{parent}.{key} must be a mapping, not {type(value).__name__}")
+            problems.append(
+                f"{parent}.{_quoted(key)} must be a mapping, not {type(value).__name__}"
+            )
     return problems
 
 
@@ -130,7 +132,7 @@ def _user_prime(document: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def _stage_package_problems(document: dict[str, Any], python_version: str | None) -> list[str]:
     """Mixed packages and slices in any part, the extension's stage-packages included."""
-    ours = stage_packages(document["base"] == "bare", python_version)
+    ours = stage_packages(document["base"] == "bare", python_version or "3")
     user_parts = _mapping(document, "parts")
     names = dict.fromkeys([*ours, *user_parts])
     merged = {
