@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from . import local_run
+from .bases import EXPERIMENTAL_SWITCH, EXTENSION, select_extension
 from .errors import ProjectError
-from .expand import CONFIG_FILES_DIR, check_project, expand_project
+from .expand import CONFIG_FILES_DIR, expand_project
 
 DEFAULT_FILE = "rockcraft.yaml"
 
@@ -69,6 +70,15 @@ def vendor_config_files(project_dir: Path, dirname: str) -> str:
     return dirname
 
 
+def _note_experimental(document: dict[str, Any]) -> None:
+    """Say so, as Rockcraft does, when the project uses the experimental extension."""
+    if select_extension(document).experimental:
+        print(
+            f"*EXPERIMENTAL* extension {EXTENSION!r} enabled ({EXPERIMENTAL_SWITCH} is set)",
+            file=sys.stderr,
+        )
+
+
 def run_expand(args: argparse.Namespace) -> int:
     """Print (or write) the expanded YAML; exit 1 listing the problems if there are any."""
     project_dir = Path(args.dir)
@@ -77,6 +87,7 @@ def run_expand(args: argparse.Namespace) -> int:
         if args.vendor_config:
             config_source = vendor_config_files(project_dir, args.vendor_config)
         document = expand_project(project_dir, args.file, config_source)
+        _note_experimental(document)
         _write(to_yaml(document), args.output)
     except ProjectError as err:
         report_problems(project_dir / args.file, err.problems)
@@ -87,9 +98,10 @@ def run_expand(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     """Exit 0 when the project expands cleanly, else 1 listing every problem."""
     where = Path(args.dir) / args.file
-    problems = check_project(Path(args.dir), args.file)
-    if problems:
-        report_problems(where, problems)
+    try:
+        _note_experimental(expand_project(Path(args.dir), args.file))
+    except ProjectError as err:
+        report_problems(where, err.problems)
         return 1
     print(f"{where}: OK, ready for the flask-framework extension")
     return 0

@@ -3,6 +3,7 @@
 import ast
 from pathlib import Path, PurePosixPath
 
+from .bounded import MAX_SOURCE_BYTES, read_regular_file
 from .errors import ProjectError
 
 APP_NAMES = ("app", "application")
@@ -60,11 +61,12 @@ def top_level_functions(tree: ast.Module) -> set[str]:
 def _parse(path: Path) -> ast.Module:
     """Parse a candidate; any failure is reported as Rockcraft does for a syntax error."""
     try:
-        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        source = read_regular_file(path, MAX_SOURCE_BYTES).decode("utf-8")
+        return ast.parse(source, filename=str(path))
     except SyntaxError as err:
         reason = err.msg
-    except (UnicodeDecodeError, ValueError) as err:
-        reason = str(err)
+    except (ValueError, RecursionError, MemoryError) as err:
+        reason = str(err) or type(err).__name__
     raise ProjectError(
         [
             f"error parsing {path.name}: {reason} (in {path}); fix the Python syntax, or set "

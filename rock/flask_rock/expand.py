@@ -7,26 +7,26 @@ Public API: ``check_project``, ``expand_project``, ``is_flask_framework`` and
 from pathlib import Path
 from typing import Any
 
+from .bases import EXTENSION, bare_python_version, base_problems
+from .bounded import short_repr
 from .entrypoint import find_entrypoint
 from .errors import ProjectError
 from .install_app import is_valid_prime_entry
-from .merge import merge_document
+from .merge import merge_document, merge_value
 from .project import REQUIREMENTS_TXT, load_document, read_requirement_names, requirement_files
-from .snippet import ProjectFacts, root_snippet
+from .rules import (
+    coerce_scalars,
+    is_valid_name,
+    name_problems,
+    run_user_problems,
+    stage_package_problems,
+)
+from .snippet import ProjectFacts, root_snippet, stage_packages
 
 CONFIG_FILES_DIR: Path = Path(__file__).parent / "files"
 
-EXTENSION = "flask-framework"
-PART_PREFIX = "flask-framework/"
+PART_PREFIX = f"{EXTENSION}/"
 INSTALL_APP = f"{PART_PREFIX}install-app"
-SUPPORTED_BASES = ("bare", "ubuntu@22.04", "ubuntu:22.04", "ubuntu@24.04")
-# For a bare base, the Python version comes from the build-base.
-BUILD_BASE_PYTHON = {
-    "ubuntu@22.04": "3.10",
-    "ubuntu:22.04": "3.10",
-    "ubuntu@24.04": "3.12",
-    "ubuntu:24.04": "3.12",
-}
 _MAPPING_KEYS = ("parts", "services")
 
 
@@ -48,10 +48,16 @@ def _extensions_problems(document: dict[str, Any]) -> list[str]:
     extensions = document.get("extensions")
     if not isinstance(extensions, list) or EXTENSION not in extensions:
         return [f"extensions: list {EXTENSION} (add 'extensions: [{EXTENSION}]')"]
-    others = sorted({str(e) for e in extensions if e != EXTENSION})
+    others = [e for e in extensions if e != EXTENSION]
     if others:
-        return [f"extensions: only {EXTENSION} is supported here; remove {', '.join(others)}"]
+        listed = ", ".join(_quoted(e) for e in others[:5])
+        return [f"extensions: only {EXTENSION} is supported here; remove {listed}"]
     return []
+
+
+def _quoted(value: Any) -> str:
+    """A short string as is, anything else briefly quoted."""
+    return value if isinstance(value, str) and len(value) <= 60 else short_repr(value)
 
 
 def _type_problems(document: dict[str, Any]) -> list[str]:
@@ -63,8 +69,6 @@ def _type_problems(document: dict[str, Any]) -> list[str]:
     ]
     if problems:
         return problems
-    if "name" in document and not isinstance(document["name"], str):
-        problems.append("name must be a string (the rock's name, e.g. my-flask-app)")
     # Values the extension merges into must be mappings, or the user's value would win.
     ours = [("services", "flask")] + [
         ("parts", key) for key in _mapping(document, "parts") if str(key).startswith(PART_PREFIX)
@@ -72,37 +76,10 @@ def _type_problems(document: dict[str, Any]) -> list[str]:
     for parent, key in ours:
         value = _mapping(document, parent).get(key)
         if value is not None and not isinstance(value, dict):
-            problems.append(f"{parent}.{key} must be a mapping, not {type(value).__name__}")
+            problems.append(
+                f"{parent}.{_quoted(key)} must be a mapping, not {type(value).__name__}"
+            )
     return problems
-
-
-def _base_problems(document: dict[str, Any]) -> list[str]:
-    base = document.get("base")
-    if base in SUPPORTED_BASES:
-        return []
-    if base is None:
-        return [f"base is missing: set it to one of {', '.join(SUPPORTED_BASES)}"]
-    hint = " (write ubuntu@24.04)" if base == "ubuntu:24.04" else ""
-    return [
-        f"base {base!r} is not supported by the {EXTENSION} extension{hint}: use one of "
-        f"{', '.join(SUPPORTED_BASES)}"
-    ]
-
-
-def _build_base_python(document: dict[str, Any]) -> tuple[str | None, list[str]]:
-    if document.get("base") != "bare":
-        return None, []
-    build_base = document.get("build-base")
-    version = BUILD_BASE_PYTHON.get(build_base) if isinstance(build_base, str) else None
-    if version:
-        return version, []
-    choices = ", ".join(BUILD_BASE_PYTHON)
-    if build_base is None:
-        return None, [f"build-base is missing: base bare needs build-base set to one of {choices}"]
-    return None, [
-        f"build-base {build_base!r} is not supported with base bare (its Python version is "
-        f"unknown): use one of {choices}"
-    ]
 
 
 def _requirements(project_dir: Path) -> tuple[set[str], list[str]]:
@@ -130,8 +107,10 @@ def _user_command(document: dict[str, Any]) -> bool:
 def _entrypoint(project_dir: Path, document: dict[str, Any]) -> tuple[str | None, list[str]]:
     if _user_command(document):
         return None, []
+    # An invalid name is reported on its own; it never becomes a path we read.
+    name = document.get("name") if is_valid_name(document.get("name")) else None
     try:
-        return find_entrypoint(project_dir, document.get("name")), []
+        return find_entrypoint(project_dir, name), []
     except ProjectError as err:
         return None, err.problems
 
@@ -145,24 +124,43 @@ def _user_prime(document: dict[str, Any]) -> tuple[list[str], list[str]]:
         entry for entry in prime if not isinstance(entry, str) or not is_valid_prime_entry(entry)
     ]
     return prime, [
-        f"{where} entry {entry!r} must start with flask/app (or -flask/app to exclude), "
+        f"{where} entry {short_repr(entry)} must start with flask/app (or -flask/app to exclude), "
         "e.g. flask/app/app.py"
         for entry in bad
     ]
 
 
+def _stage_package_problems(document: dict[str, Any], python_version: str | None) -> list[str]:
+    """Mixed packages and slices in any part, the extension's stage-packages included."""
+    ours = stage_packages(document["base"] == "bare", python_version or "3")
+    user_parts = _mapping(document, "parts")
+    names = dict.fromkeys([*ours, *user_parts])
+    merged = {
+        name: {"stage-packages": merge_value(_stage_list(user_parts.get(name)), ours.get(name))}
+        for name in names
+    }
+    return stage_package_problems(merged)
+
+
+def _stage_list(part: Any) -> Any:
+    return part.get("stage-packages") if isinstance(part, dict) else None
+
+
 def _analyse(project_dir: Path, document: dict[str, Any]) -> ProjectFacts:
     """Validate the project and return its facts, or raise ProjectError with every problem."""
     # Each gate stops early: later checks rely on what the earlier ones establish.
-    for gate in (_extensions_problems, _base_problems, _type_problems):
+    for gate in (_extensions_problems, base_problems, _type_problems):
         problems = gate(document)
         if problems:
             raise ProjectError(problems)
     names, problems = _requirements(project_dir)
     entrypoint, entrypoint_problems = _entrypoint(project_dir, document)
-    python_version, build_base_problems = _build_base_python(document)
+    python_version, build_base_problems = bare_python_version(document)
     user_prime, prime_problems = _user_prime(document)
     problems += entrypoint_problems + build_base_problems + prime_problems
+    problems += name_problems(document) + run_user_problems(document)
+    problems += coerce_scalars(document)
+    problems += _stage_package_problems(document, python_version)
     if problems:
         raise ProjectError(problems)
     return ProjectFacts(

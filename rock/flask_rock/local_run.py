@@ -24,6 +24,7 @@ from flask_rock.errors import ProjectError
 from flask_rock.expand import expand_project, is_flask_framework
 from flask_rock.project import load_document
 from flask_rock.rootfs import PEBBLE_DIR, Rootfs, build_rootfs, sandbox_argv
+from flask_rock.rules import name_problems
 
 APP_PORT = 8000
 METRICS_PORT = 9102
@@ -63,10 +64,17 @@ def run_command(options: argparse.Namespace) -> int:
 
 
 def load_pack_ready(project_dir: Path) -> dict:
-    """The pack-ready rockcraft.yaml of a project, expanding the extension when it is used."""
+    """The pack-ready rockcraft.yaml of a project, expanding the extension when it is used.
+
+    A pack-ready file is not expanded, but its name still becomes a file name here, so it must
+    be a name Rockcraft accepts.
+    """
     document = load_document(project_dir / "rockcraft.yaml")
     if is_flask_framework(document):
         return expand_project(project_dir)
+    problems = name_problems(document)
+    if problems:
+        raise ProjectError(problems)
     return document
 
 

@@ -12,7 +12,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flask_rock.bounded import short_repr
 from flask_rock.errors import ProjectError
+from flask_rock.expand import CONFIG_FILES_DIR
 
 ROCK_UID = 584792  # _daemon_ in every rock
 ROCK_USER = "_daemon_"
@@ -59,42 +61,123 @@ def build_rootfs(
     return Rootfs(root=root, pebble_dir=pebble_dir, host_paths=host_paths)
 
 
+def _resolves_inside(path: Path, top: Path) -> bool:
+    """Whether ``path``, its symlinks and ``..`` resolved, lies in ``top`` (itself resolved)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(top))
+
+
+def _target(root: Path, target: object, where: str) -> Path:
+    """The rootfs path for an organize target, refused when it would land outside the root."""
+    if not isinstance(target, str) or not target or target.startswith("/"):
+        raise ProjectError([f"{where}: target {short_repr(target)} must be a relative path"])
+    destination = root / target
+    if not _resolves_inside(destination, root):
+        raise ProjectError(
+            [f"{where}: target {short_repr(target)} leads outside the rock's filesystem"]
+        )
+    return destination
+
+
 def _install_app(part: dict, project_dir: Path, root: Path) -> None:
-    """Copy the project files the install-app part's organize map names, then apply excludes."""
+    """Copy the project files the install-app part's organize map names, then apply excludes.
+
+    Every source must resolve inside the project and every target inside the rootfs, so neither
+    ``..`` nor a symlink reads or writes anywhere else.
+    """
     organize = part.get("organize") or {}
-    if not organize:
+    where = f"parts.{INSTALL_APP_PART}.organize"
+    if not isinstance(organize, dict) or not organize:
         raise ProjectError([f"parts.{INSTALL_APP_PART} has no `organize`: run `expand` first"])
     for source, target in organize.items():
+        if not isinstance(source, str) or source.startswith("/"):
+            raise ProjectError([f"{where}: source {short_repr(source)} must be a relative path"])
         src = project_dir / source
+        if not _resolves_inside(src, project_dir):
+            raise ProjectError(
+                [
+                    f"{where}: {short_repr(source)} leads outside the project (through .. or a "
+                    "symlink): ship only files inside the project"
+                ]
+            )
         if not src.exists():
             raise ProjectError(
-                [f"parts.{INSTALL_APP_PART}.prime lists {target}, but {src} does not exist"]
+                [
+                    f"parts.{INSTALL_APP_PART}.prime lists {short_repr(target)}, but {src} does "
+                    "not exist"
+                ]
             )
-        _copy(src, root / target)
+        _copy(src, _target(root, target, where), root)
     for entry in part.get("prime") or []:
         if isinstance(entry, str) and entry.startswith("-"):
             _remove_matching(root, entry[1:].strip())
 
 
+def _config_source(part: dict, project_dir: Path) -> Path:
+    """The config-files source: inside the project, or the files this package ships."""
+    where = f"parts.{CONFIG_FILES_PART}.source"
+    value = part.get("source") or ""
+    if not isinstance(value, str):
+        raise ProjectError([f"{where} must be a path, not {short_repr(value)}"])
+    source = Path(value) if Path(value).is_absolute() else project_dir / value
+    if not (_resolves_inside(source, project_dir) or _resolves_inside(source, CONFIG_FILES_DIR)):
+        raise ProjectError(
+            [
+                f"{where} ({short_repr(value)}) lies outside the project: vendor the config "
+                "files into the project (expand --vendor-config) or leave the default"
+            ]
+        )
+    if not (source / "gunicorn.conf.py").is_file():
+        raise ProjectError([f"{where} ({source}) holds no gunicorn.conf.py"])
+    return source
+
+
 def _install_config_files(part: dict, project_dir: Path, root: Path) -> None:
     """Dump the config-files part's source into `/`, renaming what `organize` says."""
-    source = Path(part.get("source") or "")
-    source = source if source.is_absolute() else project_dir / source
-    if not (source / "gunicorn.conf.py").is_file():
-        raise ProjectError(
-            [f"parts.{CONFIG_FILES_PART}.source ({source}) holds no gunicorn.conf.py"]
-        )
+    source = _config_source(part, project_dir)
     organize = part.get("organize") or {}
+    if not isinstance(organize, dict):
+        raise ProjectError([f"parts.{CONFIG_FILES_PART}.organize must be a mapping"])
+    where = f"parts.{CONFIG_FILES_PART}.organize"
     for item in sorted(source.iterdir()):
-        _copy(item, root / organize.get(item.name, item.name))
+        if not _resolves_inside(item, source):
+            raise ProjectError(
+                [f"parts.{CONFIG_FILES_PART}: {item} leads outside its source directory"]
+            )
+        _copy(item, _target(root, organize.get(item.name, item.name), where), root)
 
 
-def _copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
+def _copy(src: Path, dst: Path, root: Path) -> None:
+    """Copy a file or tree to ``dst``, never writing outside ``root``.
+
+    Nested symlinks are copied as symlinks, never followed; before each write the destination
+    is resolved again, so a symlink copied earlier cannot redirect a later write.
+    """
+    if not _resolves_inside(dst, root):
+        raise ProjectError([f"copying {src} would write outside the rock's filesystem ({dst})"])
     if src.is_dir():
-        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
-    else:
-        shutil.copy2(src, dst)
+        dst.mkdir(parents=True, exist_ok=True)
+        for child in sorted(src.iterdir()):
+            if child.is_symlink():
+                _copy_link(child, dst / child.name, root)
+            else:
+                _copy(child, dst / child.name, root)
+        return
+    if not src.is_file():
+        raise ProjectError([f"{src} is not a regular file or directory: remove it or exclude it"])
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink():
+        dst.unlink()  # replace the link itself; never write through it
+    shutil.copy2(src, dst)
+
+
+def _copy_link(link: Path, dst: Path, root: Path) -> None:
+    if not _resolves_inside(dst.parent, root):
+        raise ProjectError([f"copying {link} would write outside the rock's filesystem ({dst})"])
+    if dst.is_symlink() or dst.is_file():
+        dst.unlink()
+    elif dst.exists():
+        raise ProjectError([f"{link} is a symlink, but {dst} is already a directory"])
+    os.symlink(os.readlink(link), dst)
 
 
 def _remove_matching(root: Path, pattern: str) -> None:

@@ -70,11 +70,26 @@ def services(facts: ProjectFacts) -> dict[str, Any]:
     return {"flask": flask, "statsd-exporter": statsd}
 
 
+def stage_packages(bare: bool, python_version: str | None) -> dict[str, list[str]]:
+    """The stage-packages of each part the extension adds (``python_version``: bare only)."""
+    if not bare:
+        return {
+            "flask-framework/dependencies": ["python3-venv"],
+            "flask-framework/runtime": ["ca-certificates_data"],
+        }
+    return {
+        "flask-framework/dependencies": [f"python{python_version}-venv_ensurepip"],
+        "flask-framework/runtime": ["bash_bins", "coreutils_bins", "ca-certificates_data"],
+        "flask-framework/runtime-libs": ["libstdc++6"],
+    }
+
+
 def dependencies_part(facts: ProjectFacts) -> dict[str, Any]:
     """Return the python part installing gunicorn and the project's requirements."""
+    packages = stage_packages(facts.python_version is not None, facts.python_version)
     part: dict[str, Any] = {
         "plugin": "python",
-        "stage-packages": ["python3-venv"],
+        "stage-packages": packages["flask-framework/dependencies"],
         "source": ".",
         "python-packages": [GUNICORN_PACKAGE],
         "python-requirements": ["requirements.txt"] if facts.has_requirements_txt else [],
@@ -84,7 +99,6 @@ def dependencies_part(facts: ProjectFacts) -> dict[str, Any]:
         part["stage"] = [_CA_BUNDLE_EXCLUSION]
     else:
         interpreter = f"python{facts.python_version}"
-        part["stage-packages"] = [f"{interpreter}-venv_ensurepip"]
         part["build-environment"] = [{"PARTS_PYTHON_INTERPRETER": interpreter}]
     return part
 
@@ -122,11 +136,12 @@ def logging_part() -> dict[str, Any]:
 
 def runtime_parts(bare: bool) -> dict[str, Any]:
     """Return the runtime part(s); a bare rock also needs a shell, coreutils and /tmp."""
+    packages = stage_packages(bare, None)
     if not bare:
         return {
             "flask-framework/runtime": {
                 "plugin": "nil",
-                "stage-packages": ["ca-certificates_data"],
+                "stage-packages": packages["flask-framework/runtime"],
             }
         }
     return {
@@ -136,9 +151,12 @@ def runtime_parts(bare: bool) -> dict[str, Any]:
                 "mkdir -m 777 ${CRAFT_PART_INSTALL}/tmp\n"
                 "ln -sf /usr/bin/bash ${CRAFT_PART_INSTALL}/usr/bin/sh"
             ),
-            "stage-packages": ["bash_bins", "coreutils_bins", "ca-certificates_data"],
+            "stage-packages": packages["flask-framework/runtime"],
         },
-        "flask-framework/runtime-libs": {"plugin": "nil", "stage-packages": ["libstdc++6"]},
+        "flask-framework/runtime-libs": {
+            "plugin": "nil",
+            "stage-packages": packages["flask-framework/runtime-libs"],
+        },
     }
 
 

@@ -1,5 +1,6 @@
-"""Fixtures building throw-away flask-framework projects."""
+"""Fixtures building throw-away flask-framework projects and fake run-time tools."""
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,26 @@ def make_project(tmp_path: Path) -> ProjectFactory:
         return root
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _experimental_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start with Rockcraft's experimental-extensions switch off, whatever the shell has."""
+    monkeypatch.delenv("ROCKCRAFT_ENABLE_EXPERIMENTAL_EXTENSIONS", raising=False)
+
+
+@pytest.fixture
+def fake_venv(tmp_path: Path) -> Path:
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\n")
+    return venv
+
+
+@pytest.fixture
+def fake_binaries(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "tools").mkdir()
+    binaries = {name: tmp_path / "tools" / name for name in ("pebble", "statsd_exporter")}
+    for path in binaries.values():
+        path.write_text("#!/bin/sh\n")
+    return binaries

@@ -11,14 +11,17 @@ import pytest
 import yaml
 
 from flask_rock import __main__ as cli
+from flask_rock.bases import EXPERIMENTAL_SWITCH
 from flask_rock.expand import expand_project
 from tests.unit.rock.flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
 
 ROCK_DIR = Path(__file__).parents[3] / "rock"
 
 
-def flask_rock(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROCK_DIR)}
+def flask_rock(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROCK_DIR), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "flask_rock", *map(str, args)],
         capture_output=True,
@@ -95,6 +98,23 @@ def test_check_with_file_option(make_project: ProjectFactory):
     (root / "rockcraft.yaml").rename(root / "other.yaml")
     assert flask_rock("check", root, "--file", "other.yaml").returncode == 0
     assert_problem_listing(flask_rock("check", root), root / "rockcraft.yaml", 1)
+
+
+def test_experimental_base_is_refused_naming_the_switch(make_project: ProjectFactory):
+    root = make_project(document=short_form(base="ubuntu@26.04"))
+    result = flask_rock("check", root)
+    assert_problem_listing(result, root / "rockcraft.yaml", 1)
+    assert "ROCKCRAFT_ENABLE_EXPERIMENTAL_EXTENSIONS=1" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "expand"])
+def test_experimental_base_is_accepted_with_the_switch(make_project: ProjectFactory, command):
+    root = make_project(document=short_form(base="ubuntu@26.04"))
+    result = flask_rock(command, root, env={EXPERIMENTAL_SWITCH: "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "*EXPERIMENTAL* extension 'flask-framework' enabled " + (
+        f"({EXPERIMENTAL_SWITCH} is set)\n"
+    )
 
 
 def test_unsupported_base_is_listed_alone(make_project: ProjectFactory):

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from flask_rock.expand import CONFIG_FILES_DIR, expand_project
+from flask_rock.expand import CONFIG_FILES_DIR, check_project, expand_project
 from tests.unit.rock.flask_rock_helpers import FLASK_APP, ProjectFactory, short_form
 
 DAEMON = 584792
@@ -264,7 +264,6 @@ def test_bare_project_expands_completely(tmp_path: Path, make_project: ProjectFa
         ("ubuntu@22.04", "3.10"),
         ("ubuntu:22.04", "3.10"),
         ("ubuntu@24.04", "3.12"),
-        ("ubuntu:24.04", "3.12"),
     ],
 )
 def test_bare_python_version_follows_build_base(
@@ -284,6 +283,17 @@ def test_ubuntu_bases_share_one_layout(make_project: ProjectFactory, base: str):
     assert parts["flask-framework/dependencies"]["stage"] == ["-etc/ssl/certs/ca-certificates.crt"]
     assert "flask-framework/runtime-libs" not in parts
     assert "override-build" not in parts["flask-framework/runtime"]
+
+
+def test_ubuntu_26_04_expands_like_24_04_with_the_experimental_switch(
+    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("ROCKCRAFT_ENABLE_EXPERIMENTAL_EXTENSIONS", "1")
+    noble = expand_project(make_project(document=short_form(base="ubuntu@24.04")))
+    resolute = expand_project(make_project(document=short_form(base="ubuntu@26.04")))
+    assert resolute.pop("base") == "ubuntu@26.04"
+    noble.pop("base")
+    assert resolute == noble
 
 
 # Install-app part
@@ -452,9 +462,13 @@ def test_user_service_settings_win_and_lists_merge(make_project: ProjectFactory)
     assert service["command"].startswith("/bin/python3 -m gunicorn")
 
 
-def test_user_run_user_wins(make_project: ProjectFactory):
-    root = make_project(document=short_form(**{"run-user": "root"}))
-    assert expand_project(root)["run-user"] == "root"
+@pytest.mark.parametrize("run_user", ["_daemon_", "root", None])
+def test_user_run_user_is_refused(make_project: ProjectFactory, run_user):
+    # Rockcraft's model refuses a second run-user beside the one the extension sets.
+    root = make_project(document=short_form(**{"run-user": run_user}))
+    problems = check_project(root)
+    assert len(problems) == 1
+    assert problems[0].startswith("run-user: the flask-framework extension sets run-user")
 
 
 def test_user_permissions_are_appended_not_deduplicated(make_project: ProjectFactory):

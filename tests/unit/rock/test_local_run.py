@@ -29,23 +29,6 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
-@pytest.fixture
-def fake_venv(tmp_path: Path) -> Path:
-    venv = tmp_path / "venv"
-    venv.mkdir()
-    (venv / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\n")
-    return venv
-
-
-@pytest.fixture
-def fake_binaries(tmp_path: Path) -> dict[str, Path]:
-    (tmp_path / "tools").mkdir()
-    binaries = {name: tmp_path / "tools" / name for name in ("pebble", "statsd_exporter")}
-    for path in binaries.values():
-        path.write_text("#!/bin/sh\n")
-    return binaries
-
-
 def test_pebble_layer_holds_the_rock_services():
     document = {"summary": "s", "description": "d", "services": {"flask": {"command": "x"}}}
     assert local_run.pebble_layer(document) == {

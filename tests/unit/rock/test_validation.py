@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from flask_rock.bases import EXPERIMENTAL_SWITCH
 from flask_rock.errors import ProjectError
 from flask_rock.expand import check_project, expand_project, is_flask_framework
 from flask_rock.install_app import is_valid_prime_entry
@@ -28,7 +29,7 @@ def test_bare_base_is_supported(make_project: ProjectFactory):
     assert problems_for(make_project, base="bare", **{"build-base": "ubuntu@22.04"}) == []
 
 
-@pytest.mark.parametrize("base", ["ubuntu:24.04", "ubuntu@20.04", "ubuntu@26.04", "alpine", 22])
+@pytest.mark.parametrize("base", ["ubuntu:24.04", "ubuntu@20.04", "ubuntu@26.10", "alpine", 22])
 def test_unsupported_base_is_a_single_problem_naming_it(make_project: ProjectFactory, base):
     # Even with other problems present, an unsupported base is reported alone.
     problems = problems_for(make_project, files={}, base=base)
@@ -46,14 +47,14 @@ def test_missing_base_is_reported(make_project: ProjectFactory):
 # Bare build-base
 
 
-@pytest.mark.parametrize(
-    "build_base", ["ubuntu@22.04", "ubuntu:22.04", "ubuntu@24.04", "ubuntu:24.04"]
-)
+@pytest.mark.parametrize("build_base", ["ubuntu@22.04", "ubuntu:22.04", "ubuntu@24.04"])
 def test_bare_build_bases_with_known_python(make_project: ProjectFactory, build_base: str):
     assert problems_for(make_project, base="bare", **{"build-base": build_base}) == []
 
 
-@pytest.mark.parametrize("build_base", ["ubuntu@20.04", "ubuntu@26.04", "devel", "bare", 24])
+@pytest.mark.parametrize(
+    "build_base", ["ubuntu@20.04", "ubuntu@26.04", "devel", "bare", 24, "ubuntu:24.04"]
+)
 def test_bare_with_unknown_build_base_names_it(make_project: ProjectFactory, build_base):
     problems = problems_for(make_project, base="bare", **{"build-base": build_base})
     assert len(problems) == 1
@@ -64,10 +65,76 @@ def test_bare_without_build_base(make_project: ProjectFactory):
     problems = problems_for(make_project, base="bare")
     assert len(problems) == 1
     assert problems[0].startswith("build-base is missing")
+    # Only build-bases Rockcraft accepts are offered.
+    assert "ubuntu:24.04" not in problems[0]
+    assert problems[0].endswith("ubuntu@22.04, ubuntu:22.04, ubuntu@24.04")
 
 
-def test_build_base_is_ignored_for_ubuntu_bases(make_project: ProjectFactory):
-    assert problems_for(make_project, **{"build-base": "ubuntu@20.04"}) == []
+def test_build_base_ubuntu_colon_24_04_is_refused_with_a_hint(make_project: ProjectFactory):
+    # Rockcraft's project accepts ubuntu:22.04 as a deprecated spelling, not ubuntu:24.04.
+    problems = problems_for(make_project, base="ubuntu@24.04", **{"build-base": "ubuntu:24.04"})
+    assert len(problems) == 1
+    assert "build-base 'ubuntu:24.04'" in problems[0]
+    assert "write ubuntu@24.04" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("base", "build_base"),
+    [("ubuntu@22.04", "ubuntu@24.04"), ("ubuntu@24.04", "ubuntu@22.04"), ("ubuntu:22.04", None)],
+)
+def test_build_base_of_the_stable_extension_is_accepted(
+    make_project: ProjectFactory, base: str, build_base: str | None
+):
+    assert problems_for(make_project, base=base, **{"build-base": build_base}) == []
+
+
+@pytest.mark.parametrize(
+    ("base", "build_base"),
+    [
+        ("ubuntu@24.04", "devel"),
+        ("ubuntu@22.04", "ubuntu@20.04"),
+        ("ubuntu@24.04", "ubuntu@26.04"),
+        ("ubuntu@26.04", "ubuntu@24.04"),
+    ],
+)
+@pytest.mark.parametrize("switch", [None, "1"])
+def test_build_base_selecting_the_other_extension_is_refused(
+    make_project: ProjectFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    base: str,
+    build_base: str,
+    switch: str | None,
+):
+    # The build-base picks the extension (devel: the newest); it must support the base.
+    if switch:
+        monkeypatch.setenv(EXPERIMENTAL_SWITCH, switch)
+    problems = problems_for(make_project, files={}, base=base, **{"build-base": build_base})
+    assert len(problems) == 1
+    assert f"base {base!r} with build-base {build_base!r} is not supported" in problems[0]
+
+
+# The experimental ubuntu@26.04 extension
+
+
+@pytest.mark.parametrize("build_base", [None, "ubuntu@26.04", "devel"])
+def test_ubuntu_26_04_needs_the_experimental_switch(
+    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch, build_base: str | None
+):
+    overrides = {"base": "ubuntu@26.04", "build-base": build_base}
+    problems = problems_for(make_project, **overrides)
+    assert len(problems) == 1
+    assert "experimental" in problems[0]
+    assert f"{EXPERIMENTAL_SWITCH}=1" in problems[0]
+
+    monkeypatch.setenv(EXPERIMENTAL_SWITCH, "1")
+    assert problems_for(make_project, **overrides) == []
+
+
+def test_an_empty_experimental_switch_is_off(
+    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv(EXPERIMENTAL_SWITCH, "")
+    assert len(problems_for(make_project, base="ubuntu@26.04")) == 1
 
 
 # Prime prefix
@@ -154,7 +221,7 @@ def test_empty_user_command_still_needs_an_entrypoint(make_project: ProjectFacto
         ({"services": {"flask": "cmd"}}, "services.flask must be a mapping"),
         ({"parts": {INSTALL_APP: ["x"]}}, f"parts.{INSTALL_APP} must be a mapping"),
         ({"parts": {"flask-framework/dependencies": 1}}, "flask-framework/dependencies must be"),
-        ({"name": 5}, "name must be a string"),
+        ({"name": 5}, "name 5 is not a valid rock name"),
         ({"extensions": ...}, "extensions: list flask-framework"),
         ({"extensions": "flask-framework"}, "extensions: list flask-framework"),
         ({"extensions": ["django-framework"]}, "extensions: list flask-framework"),
@@ -243,7 +310,9 @@ def test_unreadable_requirements_and_pyproject_are_both_reported(make_project: P
     files = {"app.py": FLASK_APP, "requirements.txt/oops": "", "pyproject.toml": "[project"}
     problems = problems_for(make_project, files=files)
     assert len(problems) == 2
-    assert problems[0].startswith("requirements.txt cannot be read")
+    assert problems[0].endswith(
+        "requirements.txt is a directory, not a regular file: make it a regular file"
+    )
     assert problems[1].startswith("pyproject.toml cannot be parsed as TOML")
 
 
