@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import ops
 
+import config_cache
+import hook_memory
 import migrations
 import observability
 import pebble_io
@@ -47,6 +49,10 @@ class FlaskCharm(ops.CharmBase):
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self._config: FlaskConfig | None = None
+        self._quiet = False  # this hook found all as left: it changes and sets nothing
+        self._key_source: str | None = None
+        self.config_cache = config_cache.ConfigCache(self)
+        self.memory = hook_memory.HookMemory(self)
         self.secret_key = secret_key.SecretKey(self)
         self.observability = observability.Observability(self)
         self.migrations = migrations.Migrations(self)
@@ -85,8 +91,15 @@ class FlaskCharm(ops.CharmBase):
         framework.observe(on.rotate_secret_key_action, self._on_rotate_secret_key_action)
         framework.observe(on.run_migrations_action, self._on_run_migrations_action)
 
-    def _on_state_changed(self, _: ops.EventBase) -> None:
-        self._reconcile()
+    def _on_state_changed(self, event: ops.EventBase) -> None:
+        if isinstance(event, ops.UpdateStatusEvent):
+            self.ingress.publish()  # a moved pod's address still reaches ingress
+            self._quiet = self.memory.steady(self.unit.get_container(CONTAINER), None)
+        elif isinstance(event, ops.ConfigChangedEvent):
+            config_id = self.config_cache.fingerprint()
+            self._quiet = self.memory.steady(self.unit.get_container(CONTAINER), config_id)
+        if not self._quiet:
+            self._reconcile()
 
     def _on_dashboards_stale(self, event: ops.EventBase) -> None:
         self.observability.refresh_dashboards()
@@ -103,8 +116,12 @@ class FlaskCharm(ops.CharmBase):
         event.secret.remove_revision(event.revision)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._quiet:
+            return  # all as left: Juju keeps showing the status we set then
         # An event that did not reconcile (an action, stop, …) still gets a true status.
-        event.add_status(self._status or self._reconcile())
+        status = self._status or self._reconcile()
+        if self.memory.status_is_new(status):  # Juju keeps a status between hooks
+            event.add_status(status)
 
     def _on_rotate_secret_key_action(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():
@@ -144,7 +161,7 @@ class FlaskCharm(ops.CharmBase):
 
     def _reconcile(self, upgrading: bool = False) -> ops.StatusBase:
         """Bring the workload and relation data to the desired state; return the status."""
-        self.unit.set_ports(workload.APP_PORT)  # the app's port on the Kubernetes service
+        self.memory.open_port(workload.APP_PORT)  # the app's port on the Kubernetes service
         self.ingress.publish()
         self.observability.publish()
         if self.unit.is_leader():
@@ -162,6 +179,9 @@ class FlaskCharm(ops.CharmBase):
         else:
             url = self.ingress.url
             self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
+        active = isinstance(self._status, ops.ActiveStatus)
+        config_id = self.config_cache.fingerprint() if active else None
+        self.memory.record(container, self._status, config_id, self._key_source)
         return self._status
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
@@ -189,7 +209,10 @@ class FlaskCharm(ops.CharmBase):
             )
         if cfg.worker_type == "gevent" and rock.default_worker != "gevent":
             self._check_gevent(container, rock, rock_service.get("user"))
-        key = self.secret_key.get(cfg)
+        # The key already in the plan when its source is unchanged: no secret-get.
+        source = self.secret_key.source(cfg)
+        key = self.memory.known_key(source, container.get_plan()) or self.secret_key.get(cfg)
+        self._key_source = self.secret_key.source(cfg)  # a key generated just now has one
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
@@ -205,10 +228,8 @@ class FlaskCharm(ops.CharmBase):
 
     def _load_config(self) -> FlaskConfig:
         """The validated config, parsed once per hook (InvalidConfigError if it is invalid)."""
-        from config import load
-
         if self._config is None:
-            self._config = load(self.config)
+            self._config = self.config_cache.load()  # pydantic only if the raw config changed
         return self._config
 
     def _rock_service(self, container: ops.Container) -> dict[str, Any]:
