@@ -34,7 +34,7 @@ HERE = pathlib.Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Count what the standard event storm costs.")
     parser.add_argument("--root", type=pathlib.Path, default=HERE, help="charm checkout to run")
     parser.add_argument("--tools", action="store_true", help="also list calls per hook tool")
     args = parser.parse_args()

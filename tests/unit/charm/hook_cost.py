@@ -174,51 +174,34 @@ class PebbleCounter:
                 continue
             self.started_with[name] = definition
 
+    def _counting(self, kind: str, before: Callable[..., None] | None = None) -> Any:
+        """A wrapper maker: count `kind`, run `before(client, *args)`, then the call itself."""
+
+        def make(original: Callable[..., Any]) -> Callable[..., Any]:
+            def counting(client: Any, *args: Any, **kwargs: Any) -> Any:
+                self.calls[kind] += 1
+                if before is not None:
+                    before(client, *args)
+                return original(client, *args, **kwargs)
+
+            return counting
+
+        return make
+
+    def _signalled(self, client: Any, sig: Any, services: Any, *_: Any) -> None:
+        for name in services:
+            self.calls[f"{sig} {name}"] += 1
+
     @contextlib.contextmanager
     def installed(self) -> Iterator[PebbleCounter]:
         """Count while the block runs (ctx.run calls inside it)."""
-        counts = self.calls
-
-        def add_layer(original: Callable[..., Any]) -> Callable[..., Any]:
-            def counting(client: Any, *args: Any, **kwargs: Any) -> Any:
-                counts["add_layer"] += 1
-                self._remember_running(client)  # they run the definition before this layer
-                return original(client, *args, **kwargs)
-
-            return counting
-
-        def replan(original: Callable[..., Any]) -> Callable[..., Any]:
-            def counting(client: Any, *args: Any, **kwargs: Any) -> Any:
-                counts["replan"] += 1
-                self._replan(client)
-                return original(client, *args, **kwargs)
-
-            return counting
-
-        def signal(original: Callable[..., Any]) -> Callable[..., Any]:
-            def counting(client: Any, sig: Any, services: Any, *args: Any, **kw: Any) -> Any:
-                for name in services:
-                    counts[f"{sig} {name}"] += 1
-                return original(client, sig, services, *args, **kw)
-
-            return counting
-
-        def plain(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-            def make(original: Callable[..., Any]) -> Callable[..., Any]:
-                def counting(client: Any, *args: Any, **kwargs: Any) -> Any:
-                    counts[kind] += 1
-                    return original(client, *args, **kwargs)
-
-                return counting
-
-            return make
-
         wrappers = {
-            "add_layer": add_layer,
-            "replan_services": replan,
-            "send_signal": signal,
-            "exec": plain("exec"),
-            "push": plain("push"),
+            # Services running before a new layer run the definition they had before it.
+            "add_layer": self._counting("add_layer", lambda c, *_: self._remember_running(c)),
+            "replan_services": self._counting("replan", lambda c, *_: self._replan(c)),
+            "send_signal": self._counting("signal", self._signalled),
+            "exec": self._counting("exec"),
+            "push": self._counting("push"),
         }
         with _wrapped(_MockPebbleClient, wrappers):
             yield self
