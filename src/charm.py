@@ -186,15 +186,13 @@ class FlaskCharm(ops.CharmBase):
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
         """Read every input and compute the app; raise StatusError saying what is missing."""
-        from config import InvalidConfigError
-
         if not container.can_connect():
             msg = f"waiting for Pebble in the {CONTAINER} container"
             raise StatusError(ops.WaitingStatus(msg))
         rock_service = self._rock_service(container)
         try:
             cfg = self._load_config()
-        except InvalidConfigError as exc:
+        except config_cache.InvalidConfigError as exc:
             raise StatusError(ops.BlockedStatus(str(exc))) from None
         try:
             rock = workload.RockCommand.parse(rock_service.get("command", ""))
@@ -219,11 +217,11 @@ class FlaskCharm(ops.CharmBase):
         return workload.FlaskApp(rock_service, cfg, key, base_url)
 
     def _migration_timeout(self) -> int:
-        from config import DEFAULT_MIGRATION_TIMEOUT, InvalidConfigError
-
         try:
             return self._load_config().migration_timeout
-        except InvalidConfigError:
+        except config_cache.InvalidConfigError:
+            from config import DEFAULT_MIGRATION_TIMEOUT  # config was just validated: loaded
+
             return DEFAULT_MIGRATION_TIMEOUT
 
     def _load_config(self) -> FlaskConfig:

@@ -31,6 +31,14 @@ CONFIG_SOURCE = pathlib.Path(__file__).with_name("config.py")
 DERIVED = ("gunicorn_settings",)
 
 
+class InvalidConfigError(ValueError):
+    """The raw config is invalid; the message (config.InvalidConfigError's) names each option.
+
+    Raised in place of config's own error so that callers can catch it without importing
+    pydantic.
+    """
+
+
 class CachedConfig:
     """A validated FlaskConfig rebuilt from the cache: its fields and its DERIVED methods."""
 
@@ -104,7 +112,7 @@ class ConfigCache(ops.Object):
         return self._fingerprint
 
     def load(self) -> FlaskConfig:
-        """The validated config; raise config.InvalidConfigError if it is invalid."""
+        """The validated config; raise InvalidConfigError if it is invalid."""
         raw = dict(self._charm.config)
         config_id = self.fingerprint()
         stored = self._stored.entry
@@ -112,8 +120,11 @@ class ConfigCache(ops.Object):
         if cached is not None:
             # Read like a FlaskConfig (attributes and DERIVED methods), which is all we use.
             return cast("FlaskConfig", cached)
-        from config import load  # pydantic: only when the raw config changed
+        import config  # pydantic: only when the raw config changed
 
-        model = load(raw)
+        try:
+            model = config.load(raw)
+        except config.InvalidConfigError as exc:
+            raise InvalidConfigError(str(exc)) from None
         self._stored.entry = json.dumps(to_entry(model, raw, config_id), sort_keys=True)
         return model
