@@ -7,9 +7,9 @@ fresh interpreter loads it, imports ops.testing and `charm`, runs update-status 
 unchanged config-changed, and lists the modules those hooks imported (ops.testing's own left
 out). The timed process is then `import charm` followed by importing exactly those modules, so
 the figure is what the charm makes a quiet hook load beyond ops. Rounds are interleaved
-(ops, charm, charm + no-op hook, …) so that all see the same machine state; medians and minimums resist
-other load on the machine. Bytecode is
-written (to a temporary cache) and used, as in a Juju charm dir after the first hook.
+(ops, charm, charm + no-op hook, …) so that all see the same machine state; medians and
+minimums resist other load on the machine. Bytecode is written (to a temporary cache) and
+used, as in a Juju charm dir after the first hook.
 
 `--before DIR` adds the same figures for another checkout's src/ and lib/ (e.g. extracted
 with `git archive <commit> src lib charmcraft.yaml | tar -x -C DIR`), interleaved in the same run.

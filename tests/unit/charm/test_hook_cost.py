@@ -53,7 +53,7 @@ class Asking(ops.CharmBase):
         framework.observe(self.on.update_status, self._on_update_status)
 
     def _on_update_status(self, _: ops.EventBase) -> None:
-        for _ in range(2):
+        for _twice in range(2):
             self.unit.is_leader()
             dict(self.config)
             relation = self.model.get_relation("peers")
