@@ -81,7 +81,11 @@ class HookMemory(ops.Object):
         if not isinstance(status, ops.ActiveStatus) or config_id is None:
             stored.plan = stored.config = stored.lease = stored.key_source = None
             return
-        stored.plan = plan_id(container.get_plan())
+        try:
+            stored.plan = plan_id(container.get_plan())
+        except ops.pebble.Error:  # Pebble went away just now: remember nothing
+            stored.plan = stored.config = stored.lease = stored.key_source = None
+            return
         stored.config = config_id
         stored.lease = self._charm.unit.is_leader() and self._lease_outstanding()
         stored.key_source = key_source
