@@ -44,7 +44,13 @@ def main() -> None:
     from ops import testing
 
     from charm import FlaskCharm
-    from tests.unit.charm.charm_state import STORM, before_storm_step, container, state
+    from tests.unit.charm.charm_state import (
+        STORM,
+        before_storm_step,
+        container,
+        cos_and_ingress_relations,
+        state,
+    )
     from tests.unit.charm.hook_cost import HookToolCounter, PebbleCounter
 
     tools, pebble = HookToolCounter(), PebbleCounter()
@@ -88,6 +94,16 @@ def main() -> None:
         f"{', '.join(map(str, update_status_tools))} (target <= 5)"
     )
     print("Pebble over the storm, per service:", dict(sorted(pebble.calls.items())))
+    related = state(charm_dir, relations=cos_and_ingress_relations())
+    related = ctx.run(ctx.on.pebble_ready(related.get_container("flask-app")), related)
+    related = ctx.run(ctx.on.config_changed(), related)
+    quiet = HookToolCounter()
+    with quiet.installed():
+        ctx.run(ctx.on.update_status(), related)
+    print(
+        "hook-tool calls, update-status with nothing changed, leader with ingress, metrics, "
+        f"logging and dashboard relations: {quiet.tools} {dict(sorted(quiet.calls.items()))}"
+    )
     if args.tools:
         print("\ncalls per hook tool:")
         for label, used in per_tool:

@@ -95,7 +95,7 @@ class FlaskCharm(ops.CharmBase):
 
     def _on_state_changed(self, event: ops.EventBase) -> None:
         if isinstance(event, ops.UpdateStatusEvent):
-            self.ingress.publish()  # a moved pod's address still reaches ingress
+            self.ingress.publish(app=False)  # a moved pod's address still reaches ingress
             self._quiet = self.memory.steady(self.unit.get_container(CONTAINER), None)
         elif isinstance(event, ops.ConfigChangedEvent):
             config_id = self.config_cache.fingerprint()

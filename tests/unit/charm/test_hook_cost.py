@@ -16,7 +16,13 @@ import pytest
 from ops import testing
 
 from charm import FlaskCharm
-from tests.unit.charm.charm_state import STORM, before_storm_step, container, state
+from tests.unit.charm.charm_state import (
+    STORM,
+    before_storm_step,
+    container,
+    cos_and_ingress_relations,
+    state,
+)
 from tests.unit.charm.hook_cost import HookToolCounter, PebbleCounter
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -113,6 +119,15 @@ def test_storm_hook_tools_and_pebble_work_per_service(ctx, charm_dir):
         "push": 2,
     }
     assert st.unit_status == testing.ActiveStatus("")
+
+
+def test_quiet_update_status_with_every_relation(ctx, charm_dir):
+    out = settled(ctx, charm_dir, relations=cos_and_ingress_relations())
+
+    after, tools = counted(ctx, "update_status", out)
+
+    assert tools.tools <= 5  # is-leader, and ingress: relation-ids/-list, network-get, -get
+    assert after.get_container("flask-app").layers == out.get_container("flask-app").layers
 
 
 # -- quiet hooks still see a broken workload ---------------------------------------------------

@@ -73,13 +73,16 @@ class IngressRequirer(ops.Object):
             data["ip"] = json.dumps(address)
         return data
 
-    def publish(self) -> None:
-        """Write our app (leader) and unit data, touching only keys whose value differs."""
+    def publish(self, *, app: bool = True) -> None:
+        """Write our app (leader) and unit data, touching only keys whose value differs.
+
+        `app=False` writes the unit data alone (the pod's address), reading less.
+        """
         relation = self.relation
         if relation is None:
             return
         targets = [(relation.data[self._charm.unit], self.unit_data(relation))]
-        if self._charm.unit.is_leader():
+        if app and self._charm.unit.is_leader():
             targets.append((relation.data[self._charm.app], self.app_data()))
         for databag, wanted in targets:
             databags.update(databag, wanted)
