@@ -9,7 +9,8 @@ what the real backend would run, with the two places where the real backend runs
 the same here: `is-leader` is cached for Juju's 30 s lease (`_ModelBackend.is_leader`), and the
 remote app of the event's own relation comes from the environment
 (`_ModelBackend.relation_remote_app_name`). What ops itself caches per hook (config, relation
-data, relation lists) sits above the backend, so it is counted as Juju would see it.
+data, relation lists) sits above the backend, so it is counted as Juju would see it. Log lines
+of ops.testing itself (its `ops-scenario` logger) are no juju-log under Juju: not counted.
 
 Pebble. `PebbleCounter` wraps the ops.testing Pebble client and counts, per service, the starts
 and restarts a real Pebble would do: a replan starts every enabled service that is not running
@@ -22,11 +23,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ops import pebble
+from ops.log import JujuLogHandler
 from scenario.mocking import _MockModelBackend, _MockPebbleClient
 
 # Backend method -> the hook tool the real backend runs for it.
@@ -136,8 +139,22 @@ class HookToolCounter:
     def installed(self) -> Iterator[HookToolCounter]:
         """Count while the block runs (ctx.run calls inside it)."""
         wrappers = {method: self._wrap(method, tool) for method, tool in HOOK_TOOLS.items()}
-        with _wrapped(_MockModelBackend, wrappers):
+        with _wrapped(_MockModelBackend, wrappers), _wrapped(JujuLogHandler, {"emit": self._emit}):
             yield self
+
+    def _emit(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """ops.testing's own log lines (its warnings) are no juju-log under Juju: skip them."""
+
+        def emit(handler: Any, record: logging.LogRecord) -> Any:
+            if not record.name.startswith(("ops-scenario", "scenario")):
+                return original(handler, record)
+            self._depth += 1  # reaches the backend uncounted
+            try:
+                return original(handler, record)
+            finally:
+                self._depth -= 1
+
+        return emit
 
 
 class PebbleCounter:
