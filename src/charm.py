@@ -12,6 +12,7 @@ the raw config changed (`config_cache`), to keep hook start-up cheap.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,6 @@ import ops
 
 import config_cache
 import hook_memory
-import migrations
 import observability
 import pebble_io
 import secret_key
@@ -31,6 +31,7 @@ from status import StatusError
 
 if TYPE_CHECKING:
     from config import FlaskConfig  # pydantic: imported only when config is read
+    from migrations import Migrations
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ class FlaskCharm(ops.CharmBase):
         self.memory = hook_memory.HookMemory(self)
         self.secret_key = secret_key.SecretKey(self)
         self.observability = observability.Observability(self)
-        self.migrations = migrations.Migrations(self)
         on = self.on
         for event in (
             on.install,
@@ -92,6 +92,13 @@ class FlaskCharm(ops.CharmBase):
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.rotate_secret_key_action, self._on_rotate_secret_key_action)
         framework.observe(on.run_migrations_action, self._on_run_migrations_action)
+
+    @functools.cached_property
+    def migrations(self) -> Migrations:
+        """The migrations coordinator, imported on first use: a quiet hook needs none."""
+        from migrations import Migrations
+
+        return Migrations(self)
 
     def _on_state_changed(self, event: ops.EventBase) -> None:
         if isinstance(event, ops.UpdateStatusEvent):
@@ -147,13 +154,15 @@ class FlaskCharm(ops.CharmBase):
         )
 
     def _on_run_migrations_action(self, event: ops.ActionEvent) -> None:
+        from migrations import MigrationActionError
+
         container = self.unit.get_container(CONTAINER)
         try:
             report = self.migrations.run_action(container, self._desired_app(container))
         except StatusError as exc:
             event.fail(f"cannot run migrations: {exc.status.message}")
             return
-        except migrations.MigrationActionError as exc:
+        except MigrationActionError as exc:
             event.fail(str(exc))
             return
         event.set_results(report.results)

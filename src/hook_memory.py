@@ -24,7 +24,6 @@ import json
 
 import ops
 
-import migrations
 import secret_key
 import workload
 
@@ -112,8 +111,10 @@ class HookMemory(ops.Object):
         return all(check.status != ops.pebble.CheckStatus.DOWN for check in checks.values())
 
     def _lease_outstanding(self) -> bool:
-        peer = self._charm.model.get_relation(migrations.PEER)
-        return bool(peer and peer.data[self._charm.app].get(migrations.LEASE_KEY))
+        from migrations import LEASE_KEY, PEER  # a full reconcile has imported it already
+
+        peer = self._charm.model.get_relation(PEER)
+        return bool(peer and peer.data[self._charm.app].get(LEASE_KEY))
 
     # -- status, ports, secret key ---------------------------------------------------------------
 
