@@ -10,6 +10,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 
 import ops
 import pytest
@@ -172,16 +173,19 @@ def test_update_status_reconciles_while_not_active(ctx, charm_dir):
 def test_leader_with_a_migration_lease_reconciles_on_update_status(ctx, charm_dir):
     out = settled(ctx, charm_dir)
     peer = out.get_relations("secret-storage")[0]
+    lease = {"unit": "flask-k8s/1", "code": "c1", "serial": 1, "expires": time.time() + 600}
     leased = dataclasses.replace(
-        peer, local_app_data={**peer.local_app_data, "migration-lease": '{"unit": "x/1"}'}
+        peer,
+        local_app_data={**peer.local_app_data, "migration-lease": json.dumps(lease)},
+        peers_data={1: {}},
     )
-    st = dataclasses.replace(out, relations={leased})
-    # The lease came from a hook that reconciled: it is remembered there.
-    st = run(ctx, "config_changed", dataclasses.replace(st, config={"flask-env": "x"}))
+    # The leader learns of the lease in a hook that reconciles (here a config change).
+    changed = dataclasses.replace(out, relations={leased}, config={"flask-env": "x"})
+    st = run(ctx, "config_changed", changed)
 
     _, tools = counted(ctx, "update_status", st)
 
-    assert tools.calls["relation-get"] >= 1  # the lease is looked at (to expire it)
+    assert tools.calls["config-get"] == 1  # a full reconcile: it may have to expire the lease
 
 
 def test_changed_config_reconciles_and_unchanged_does_not(ctx, charm_dir):
