@@ -1,6 +1,8 @@
 """Mean time per event under ops.testing (the charm's own work, not Juju's or Pebble's).
 
-Usage: .venv/bin/python bench/charm_events.py [RUNS]
+Usage: .venv/bin/python bench/charm_events.py [RUNS] [--root DIR]
+
+`--root DIR` runs the charm from another checkout's src/ and lib/ (before/after).
 
 Each event runs RUNS times against a settled state (the app already running), so the figure is
 the cost of a reconcile that finds nothing to change, plus one run that starts from scratch.
@@ -17,7 +19,12 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "src"), str(ROOT / "lib")]
+CHARM_ROOT = ROOT
+if "--root" in sys.argv:
+    at = sys.argv.index("--root")
+    CHARM_ROOT = pathlib.Path(sys.argv[at + 1]).resolve()
+    del sys.argv[at : at + 2]
+sys.path[:0] = [str(CHARM_ROOT / "src"), str(CHARM_ROOT / "lib"), str(ROOT)]
 
 from ops import testing  # noqa: E402
 

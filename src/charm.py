@@ -4,19 +4,23 @@
 Every state-changing event runs one idempotent `_reconcile()`: read (config, the rock's `flask`
 service, secret key, ingress URL) → compute (`workload.FlaskApp`) → apply only what differs
 (layer → one replan; Gunicorn config file only → push and SIGHUP; nothing → nothing). Status is
-set only in collect-status, from what the reconcile found. pydantic (via `config`) is imported
-inside the functions that read config, to keep hook start-up cheap.
+set only in collect-status, from what the reconcile found, and only when it changed. Hooks that
+find all as the last Active reconcile left it (update-status, config-changed with the same
+config) only check Pebble: see `hook_memory`. pydantic (via `config`) is imported only when
+the raw config changed (`config_cache`), to keep hook start-up cheap.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 import ops
 
-import migrations
+import config_cache
+import hook_memory
 import observability
 import pebble_io
 import secret_key
@@ -27,6 +31,7 @@ from status import StatusError
 
 if TYPE_CHECKING:
     from config import FlaskConfig  # pydantic: imported only when config is read
+    from migrations import Migrations
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +52,12 @@ class FlaskCharm(ops.CharmBase):
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self._config: FlaskConfig | None = None
+        self._quiet = False  # this hook found all as left: it changes and sets nothing
+        self._key_source: str | None = None
+        self.config_cache = config_cache.ConfigCache(self)
+        self.memory = hook_memory.HookMemory(self)
         self.secret_key = secret_key.SecretKey(self)
         self.observability = observability.Observability(self)
-        self.migrations = migrations.Migrations(self)
         on = self.on
         for event in (
             on.install,
@@ -85,8 +93,22 @@ class FlaskCharm(ops.CharmBase):
         framework.observe(on.rotate_secret_key_action, self._on_rotate_secret_key_action)
         framework.observe(on.run_migrations_action, self._on_run_migrations_action)
 
-    def _on_state_changed(self, _: ops.EventBase) -> None:
-        self._reconcile()
+    @functools.cached_property
+    def migrations(self) -> Migrations:
+        """The migrations coordinator, imported on first use: a quiet hook needs none."""
+        from migrations import Migrations
+
+        return Migrations(self)
+
+    def _on_state_changed(self, event: ops.EventBase) -> None:
+        if isinstance(event, ops.UpdateStatusEvent):
+            self.ingress.publish(app=False)  # a moved pod's address still reaches ingress
+            self._quiet = self.memory.steady(self.unit.get_container(CONTAINER), None)
+        elif isinstance(event, ops.ConfigChangedEvent):
+            config_id = self.config_cache.fingerprint()
+            self._quiet = self.memory.steady(self.unit.get_container(CONTAINER), config_id)
+        if not self._quiet:
+            self._reconcile()
 
     def _on_dashboards_stale(self, event: ops.EventBase) -> None:
         self.observability.refresh_dashboards()
@@ -103,8 +125,12 @@ class FlaskCharm(ops.CharmBase):
         event.secret.remove_revision(event.revision)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._quiet:
+            return  # all as left: Juju keeps showing the status we set then
         # An event that did not reconcile (an action, stop, …) still gets a true status.
-        event.add_status(self._status or self._reconcile())
+        status = self._status or self._reconcile()
+        if self.memory.status_is_new(status):  # Juju keeps a status between hooks
+            event.add_status(status)
 
     def _on_rotate_secret_key_action(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():
@@ -128,13 +154,15 @@ class FlaskCharm(ops.CharmBase):
         )
 
     def _on_run_migrations_action(self, event: ops.ActionEvent) -> None:
+        from migrations import MigrationActionError
+
         container = self.unit.get_container(CONTAINER)
         try:
             report = self.migrations.run_action(container, self._desired_app(container))
         except StatusError as exc:
             event.fail(f"cannot run migrations: {exc.status.message}")
             return
-        except migrations.MigrationActionError as exc:
+        except MigrationActionError as exc:
             event.fail(str(exc))
             return
         event.set_results(report.results)
@@ -144,7 +172,7 @@ class FlaskCharm(ops.CharmBase):
 
     def _reconcile(self, upgrading: bool = False) -> ops.StatusBase:
         """Bring the workload and relation data to the desired state; return the status."""
-        self.unit.set_ports(workload.APP_PORT)  # the app's port on the Kubernetes service
+        self.memory.open_port(workload.APP_PORT)  # the app's port on the Kubernetes service
         self.ingress.publish()
         self.observability.publish()
         if self.unit.is_leader():
@@ -162,19 +190,20 @@ class FlaskCharm(ops.CharmBase):
         else:
             url = self.ingress.url
             self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
+        active = isinstance(self._status, ops.ActiveStatus)
+        config_id = self.config_cache.fingerprint() if active else None
+        self.memory.record(container, self._status, config_id, self._key_source)
         return self._status
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
         """Read every input and compute the app; raise StatusError saying what is missing."""
-        from config import InvalidConfigError
-
         if not container.can_connect():
             msg = f"waiting for Pebble in the {CONTAINER} container"
             raise StatusError(ops.WaitingStatus(msg))
         rock_service = self._rock_service(container)
         try:
             cfg = self._load_config()
-        except InvalidConfigError as exc:
+        except config_cache.InvalidConfigError as exc:
             raise StatusError(ops.BlockedStatus(str(exc))) from None
         try:
             rock = workload.RockCommand.parse(rock_service.get("command", ""))
@@ -189,26 +218,27 @@ class FlaskCharm(ops.CharmBase):
             )
         if cfg.worker_type == "gevent" and rock.default_worker != "gevent":
             self._check_gevent(container, rock, rock_service.get("user"))
-        key = self.secret_key.get(cfg)
+        # The key already in the plan when its source is unchanged: no secret-get.
+        source = self.secret_key.source(cfg)
+        key = self.memory.known_key(source, container.get_plan()) or self.secret_key.get(cfg)
+        self._key_source = self.secret_key.source(cfg)  # a key generated just now has one
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
         return workload.FlaskApp(rock_service, cfg, key, base_url)
 
     def _migration_timeout(self) -> int:
-        from config import DEFAULT_MIGRATION_TIMEOUT, InvalidConfigError
-
         try:
             return self._load_config().migration_timeout
-        except InvalidConfigError:
+        except config_cache.InvalidConfigError:
+            from config import DEFAULT_MIGRATION_TIMEOUT  # config was just validated: loaded
+
             return DEFAULT_MIGRATION_TIMEOUT
 
     def _load_config(self) -> FlaskConfig:
         """The validated config, parsed once per hook (InvalidConfigError if it is invalid)."""
-        from config import load
-
         if self._config is None:
-            self._config = load(self.config)
+            self._config = self.config_cache.load()  # pydantic only if the raw config changed
         return self._config
 
     def _rock_service(self, container: ops.Container) -> dict[str, Any]:

@@ -55,6 +55,23 @@ class SecretKey:
             return self._user_key(cfg.flask_secret_key_id)
         return self._generated_key()
 
+    def source(self, cfg: FlaskConfig) -> str | None:
+        """Name the key's current revision without reading a secret (None: nothing to name).
+
+        A user secret's new revision comes with secret-changed; a rotation of the generated
+        key bumps the generation in the peer databag. So while this name stays the same, so
+        does the key, and the charm may reuse the key it already put in the plan.
+        """
+        if cfg.flask_secret_key:
+            return None  # from config: no secret to read
+        if cfg.flask_secret_key_id:
+            return f"user {cfg.flask_secret_key_id}"
+        peer = self._model.get_relation(PEER)
+        secret_id = peer.data[self._app].get(SECRET_ID_KEY) if peer else None
+        if peer is None or not secret_id:
+            return None
+        return f"generated {secret_id} {peer.data[self._app].get(GENERATION_KEY) or 0}"
+
     def rotate(self) -> None:
         """Give the generated key new content (leader only); raise SecretKeyError if none yet."""
         peer = self._model.get_relation(PEER)

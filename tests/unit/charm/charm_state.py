@@ -105,6 +105,23 @@ def state(
     )
 
 
+def cos_and_ingress_relations() -> set[testing.RelationBase]:
+    """Every relation a full deployment has: ingress with a URL, metrics, logging, dashboards."""
+    return {
+        testing.Relation(
+            "ingress",
+            remote_app_data={"ingress": '{"url": "http://ingress/shop-flask-k8s"}'},
+            remote_units_data={0: {}},
+        ),
+        testing.Relation("metrics-endpoint", remote_units_data={0: {}}),
+        testing.Relation(
+            "logging",
+            remote_units_data={0: {"endpoint": '{"url": "http://loki:3100/loki/api/v1/push"}'}},
+        ),
+        testing.Relation("grafana-dashboard", remote_units_data={0: {}}),
+    }
+
+
 # The issue's event storm, as (ops.testing event name, config during that event); the storm
 # test and bench/charm_storm.py both run it.
 STORM: list[tuple[str, dict[str, Any]]] = [

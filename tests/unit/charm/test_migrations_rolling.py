@@ -88,6 +88,7 @@ class Cluster:
             containers={unit.box},
             secrets={self.secret},
             stored_states=set(unit.stored),
+            unit_status=unit.status,  # Juju keeps a unit's status between hooks
             model=testing.Model(name="shop"),
         )
 

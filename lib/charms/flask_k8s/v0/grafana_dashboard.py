@@ -88,8 +88,10 @@ class GrafanaDashboardProvider(ops.Object):
 
     def publish(self) -> None:
         """Write `dashboards` (leader only) on each relation whose content is out of date."""
+        if not self._charm.unit.is_leader():  # first: is-leader is cached, relation-ids not
+            return
         relations = self._charm.model.relations[self._relation_name]
-        if not relations or not self._charm.unit.is_leader():
+        if not relations:
             return
         files = self.dashboard_files()
         topology = self.topology()

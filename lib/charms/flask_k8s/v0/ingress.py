@@ -89,13 +89,16 @@ class IngressRequirer(ops.Object):
             data["ip"] = json.dumps(address)
         return data
 
-    def publish(self) -> None:
-        """Write our app (leader) and unit data, touching only keys whose value differs."""
+    def publish(self, *, app: bool = True) -> None:
+        """Write our app (leader) and unit data, touching only keys whose value differs.
+
+        `app=False` writes the unit data alone (the pod's address), reading less.
+        """
         relation = self.relation
         if relation is None:
             return
         databags.update(relation.data[self._charm.unit], self.unit_data(relation))
-        if self._charm.unit.is_leader():
+        if app and self._charm.unit.is_leader():
             app_databag, wanted = relation.data[self._charm.app], self.app_data()
             databags.update(app_databag, wanted)
             if PORT_OPEN_KEY not in wanted and PORT_OPEN_KEY in app_databag:

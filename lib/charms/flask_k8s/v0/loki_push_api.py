@@ -160,8 +160,10 @@ class LokiPushApiConsumer(ops.Object):
 
     def publish(self) -> None:
         """Write app data (leader only) on every relation, touching only what changed."""
+        if not self._charm.unit.is_leader():  # first: is-leader is cached, relation-ids not
+            return
         relations = self._charm.model.relations[self._relation_name]
-        if not relations or not self._charm.unit.is_leader():
+        if not relations:
             return
         wanted = self.app_data()
         for relation in relations:
