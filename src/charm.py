@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ops
 
+import app_health
 import migrations
 import observability
 import pebble_io
@@ -44,6 +45,9 @@ class FlaskCharm(ops.CharmBase):
         # The rock's own `flask` service (JSON) and whether its Python has gevent, both learned
         # once per workload container; `rendered_command` tells our command from the rock's.
         self._stored.set_default(rock_service=None, rendered_command=None, has_gevent=None)
+        # The app's last error line while it keeps exiting (None once it serves): a crash loop
+        # stays Blocked between its restarts, when Pebble briefly shows the service up.
+        self._stored.set_default(app_crash=None)
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self._config: FlaskConfig | None = None
@@ -70,6 +74,8 @@ class FlaskCharm(ops.CharmBase):
             on[observability.LOGGING_RELATION].relation_changed,
             on[observability.LOGGING_RELATION].relation_departed,
             on[observability.LOGGING_RELATION].relation_broken,
+            on[CONTAINER].pebble_check_failed,
+            on[CONTAINER].pebble_check_recovered,
         ):
             framework.observe(event, self._on_state_changed)
         # Grafana re-reads dashboards only when told to (a new `uuid`): these events re-send.
@@ -96,6 +102,7 @@ class FlaskCharm(ops.CharmBase):
     def _on_pebble_ready(self, _: ops.PebbleReadyEvent) -> None:
         # A (re)started workload container, possibly from a new image: check gevent again.
         self._stored.has_gevent = None
+        self._stored.app_crash = None
         self._reconcile()
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
@@ -150,18 +157,24 @@ class FlaskCharm(ops.CharmBase):
         if self.unit.is_leader():
             self.migrations.coordinate(self._migration_timeout())
         container = self.unit.get_container(CONTAINER)
+        bad_data = self.secret_key.audit_peer_data()
         try:
             app = self._desired_app(container)
             self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
-            self._apply(container, app)
+            started = self._apply(container, app)
+            self._check_health(container, app, started)
         except StatusError as exc:  # incl. secret key and migration waits
             self._status = exc.status
             self._sync_log_targets(container)  # logs still flow where the relations say
         except ops.pebble.ConnectionError:  # the workload container went away mid-hook
             self._status = ops.WaitingStatus(f"waiting for Pebble in the {CONTAINER} container")
         else:
+            bad_data += self.ingress.problems() + self.observability.problems()
             url = self.ingress.url
             self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
+            if bad_data:  # the app serves, but a relation does not work: the operator must act
+                listing = "; ".join(bad_data)
+                self._status = ops.BlockedStatus(f"ignoring {listing} (see juju debug-log)")
         return self._status
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
@@ -258,8 +271,10 @@ class FlaskCharm(ops.CharmBase):
                 )
             )
 
-    def _apply(self, container: ops.Container, app: workload.FlaskApp) -> None:
+    def _apply(self, container: ops.Container, app: workload.FlaskApp) -> bool:
         """Change only what differs: layer → replan; config file alone → push and SIGHUP.
+
+        Return whether the app was (re)started.
 
         Log targets alone only take a new layer: Pebble's log manager follows the plan, and a
         replan restarts only services whose definition changed.
@@ -277,15 +292,49 @@ class FlaskCharm(ops.CharmBase):
             container.add_layer(LAYER_LABEL, layer, combine=True)
         if layer_changed:
             self._stored.rendered_command = app.command()
-        running = container.get_service(workload.APP_SERVICE).is_running()
+        # In backoff, Pebble restarts the app itself: a replan would only restart it sooner.
+        current = container.get_service(workload.APP_SERVICE).current
+        running = getattr(current, "value", current) in ("active", "backoff")
         try:
             if layer_changed or not running:  # starts it, or restarts it if it changed
                 pebble_io.replan(container)
-            elif conf_changed:
+                return True
+            if conf_changed:
                 pebble_io.reload(container, workload.APP_SERVICE)
-        except ops.pebble.ChangeError as exc:
-            msg = f"the flask service failed to start ({exc.err}): see `pebble logs flask`"
-            raise StatusError(ops.BlockedStatus(msg)) from None
+        except ops.pebble.ChangeError as exc:  # it exited within Pebble's okay-delay
+            raise self._crashed(container, exc.err.splitlines()) from None
+        return False
+
+    def _check_health(self, container: ops.Container, app: workload.FlaskApp, started: bool):
+        """Raise StatusError unless the app answers HTTP (see `app_health`)."""
+        argv = app_health.probe_argv(app.rock_command.interpreter, workload.APP_PORT)
+        if started:
+            user = app.rock_service.get("user")
+            answered = app_health.wait_for_start(container, workload.APP_SERVICE, argv, user)
+            if answered is None:
+                raise StatusError(app_health.starting_status(workload.APP_PORT))
+            if not answered:
+                raise self._crashed(container)
+            self._stored.app_crash = None
+            return
+        service = container.get_services(workload.APP_SERVICE).get(workload.APP_SERVICE)
+        check = container.get_checks(workload.APP_CHECK).get(workload.APP_CHECK)
+        if service is None or not app_health.is_running(service):
+            raise self._crashed(container)
+        if app_health.check_passed(check):
+            self._stored.app_crash = None
+        elif self._stored.app_crash is not None:  # between two exits of a crash loop
+            raise self._crashed(container)
+        elif check is not None and app_health.check_failing(check):
+            raise StatusError(app_health.not_answering_status(check.failures, workload.APP_PORT))
+
+    def _crashed(self, container: ops.Container, output: list[str] | None = None) -> StatusError:
+        """The app keeps exiting: Blocked with its last error line (remembered until it serves)."""
+        lines = app_health.read_log_lines(container, workload.APP_SERVICE) + (output or [])
+        line = app_health.last_error_line(lines) or self._stored.app_crash or None
+        self._stored.app_crash = line or ""
+        logger.warning("the app exits at start: %s", line)
+        return StatusError(app_health.crashed_status(line))
 
     def _sync_log_targets(self, container: ops.Container) -> None:
         """Apply the log targets alone, for when the app's layer cannot be computed."""

@@ -358,8 +358,7 @@ def test_config_changed_app_failing_to_start_blocks(ctx, charm_dir, monkeypatch)
     out = run(ctx, "config_changed", settled_state(charm_dir))
 
     assert out.unit_status == testing.BlockedStatus(
-        "the flask service failed to start (cannot start service: exited quickly): "
-        "see `pebble logs flask`"
+        "the app exits at start: cannot start service: exited quickly (see `pebble logs flask`)"
     )
 
 

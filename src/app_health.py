@@ -1,0 +1,232 @@
+"""Is the app serving? The `flask` service's Pebble check, and the status it implies.
+
+The check runs a tiny HTTP probe in the rock's own Python: it sends `GET /` and passes on any
+HTTP status line. A TCP check is not enough (a frozen Gunicorn master keeps its listening socket
+open, so connections succeed while no request is ever answered), and Pebble's `http` check fails
+on anything but 2xx, while any Flask app may answer `/` with 404 or 302. The probe is ours, fixed
+by the charm: nothing of it comes from the workload's files but the interpreter, which runs
+isolated (`-I -S`: no site-packages, no PYTHON* variables, no current directory on sys.path).
+
+What the app prints is untrusted: a line of it reaches a status message only through
+`printable_line`, bounded and stripped of control characters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+import time
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import ops
+
+logger = logging.getLogger(__name__)
+
+# Pebble runs the check every PERIOD and restarts the app after THRESHOLD failures in a row: a
+# frozen app is restarted within about a minute. The probe's own timeout stays below Pebble's,
+# and both are generous, so that an app whose workers are all busy for a few seconds is not
+# restarted (Gunicorn's own worker timeout deals with single stuck requests).
+PERIOD = "10s"
+CHECK_TIMEOUT = "9s"
+THRESHOLD = 3
+PROBE_TIMEOUT = 8.0
+# After a start, how long a hook waits for the app to answer before saying it is still starting.
+START_WAIT = 30.0
+START_POLL = 0.5
+MAX_LINE = 160
+LOG_LINES = 40
+MAX_LOG_BYTES = 256 * 1024
+
+_PROBE = """\
+import socket, sys
+port, timeout = int(sys.argv[1]), float(sys.argv[2])
+with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+    conn.settimeout(timeout)
+    conn.sendall(b"GET / HTTP/1.0\\r\\nHost: localhost\\r\\nUser-Agent: flask-k8s-check\\r\\n\\r\\n")
+    head = b""
+    while len(head) < 5:
+        chunk = conn.recv(5 - len(head))
+        if not chunk:
+            break
+        head += chunk
+sys.exit(0 if head == b"HTTP/" else 1)
+"""
+
+
+def probe_argv(interpreter: str, port: int, timeout: float = PROBE_TIMEOUT) -> list[str]:
+    """The probe command: exits 0 when the app answers HTTP on `port` within `timeout`."""
+    return [interpreter, "-I", "-S", "-c", _PROBE, str(port), str(timeout)]
+
+
+def check(interpreter: str, port: int, rock_service: Mapping[str, Any]) -> ops.pebble.CheckDict:
+    """The app's Pebble check: the probe, run as the app's own user.
+
+    `ready`, not `alive`: Juju turns `alive` checks into the pod's liveness probe, so Kubernetes
+    would kill a pod whose app is deliberately not started yet (for example while it waits for
+    another unit's migration) and loop it forever. A failing `ready` check only takes the pod out
+    of the Service endpoints, and the service's `on-check-failure` restarts the app in the pod.
+    """
+    exec_spec: dict[str, Any] = {
+        "command": shlex.join(probe_argv(interpreter, port)),
+        "working-dir": "/",
+    }
+    for key in ("user", "user-id", "group", "group-id"):
+        if rock_service.get(key) is not None:
+            exec_spec[key] = rock_service[key]
+    return {
+        "override": "replace",
+        "level": "ready",
+        "period": PERIOD,
+        "timeout": CHECK_TIMEOUT,
+        "threshold": THRESHOLD,
+        "exec": exec_spec,  # type: ignore[typeddict-item]  # built key by key
+    }
+
+
+# -- what the app printed -------------------------------------------------------------------
+
+_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(: .*)?")
+
+
+def printable_line(text: str, limit: int = MAX_LINE) -> str:
+    """One line of untrusted text, safe for a status or a log: no control characters, bounded."""
+    cleaned = "".join(
+        " " if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") else char for char in text
+    )
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def last_error_line(lines: Iterable[str]) -> str | None:
+    """The line that best says why the app stopped: the last exception, else the last error.
+
+    A Python traceback ends with the exception (`RuntimeError: boom`), which Gunicorn follows
+    with its own generic lines (`Worker failed to boot`): the exception says more.
+    """
+    stripped = [line.strip() for line in lines if line.strip()]
+    for line in reversed(stripped):
+        if _EXCEPTION.fullmatch(line):
+            return printable_line(line)
+    for line in reversed(stripped):
+        if "error" in line.lower():
+            return printable_line(line)
+    return printable_line(stripped[-1]) if stripped else None
+
+
+def read_log_lines(container: ops.Container, service: str, count: int = LOG_LINES) -> list[str]:
+    """The service's last lines of output as Pebble keeps them; [] if they cannot be read.
+
+    ops has no call for Pebble's logs API, so this uses the client's raw request; anything
+    unexpected (an older ops, a test double, a malformed answer) only loses the error line.
+    """
+    try:
+        response = container.pebble._request_raw(  # noqa: SLF001
+            "GET", "/v1/logs", {"services": service, "n": str(count)}
+        )
+        body = response.read(MAX_LOG_BYTES).decode("utf-8", errors="replace")
+    except Exception as exc:  # noqa: BLE001 - only a diagnostic is lost
+        logger.info("cannot read the %s logs: %s", service, exc)
+        return []
+    lines = []
+    for raw in body.splitlines():
+        try:
+            entry = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        message = entry.get("message") if isinstance(entry, dict) else None
+        if isinstance(message, str):
+            lines.append(message)
+    return lines
+
+
+# -- the status ---------------------------------------------------------------------------------
+
+
+def crashed_status(error_line: str | None) -> ops.BlockedStatus:
+    """The app does not stay up: say what it printed last."""
+    said = f": {error_line}" if error_line else ""
+    return ops.BlockedStatus(f"the app exits at start{said} (see `pebble logs flask`)")
+
+
+def not_answering_status(failures: int, port: int) -> ops.MaintenanceStatus:
+    """The app runs but fails its check: Pebble restarts it after THRESHOLD failures."""
+    return ops.MaintenanceStatus(
+        f"the app does not answer HTTP on port {port} ({failures} failed check(s); Pebble "
+        "restarts it): see `pebble logs flask`"
+    )
+
+
+def starting_status(port: int) -> ops.WaitingStatus:
+    """Started, but not answering yet when the hook stopped waiting."""
+    return ops.WaitingStatus(
+        f"the app has not answered HTTP on port {port} within {START_WAIT:.0f} s of starting: "
+        "see `pebble logs flask`"
+    )
+
+
+def is_running(info: ops.pebble.ServiceInfo) -> bool:
+    """Whether Pebble has the service up (`backoff` and `error` are not; both are strings or
+    enums depending on ops' version, so compare values)."""
+    current = info.current
+    return getattr(current, "value", current) == "active"
+
+
+def check_failing(info: ops.pebble.CheckInfo | None) -> bool:
+    """Whether the check's last runs failed (a check not run yet is not failing)."""
+    if info is None:
+        return False
+    status = getattr(info.status, "value", info.status)
+    return info.failures > 0 or status == "down"
+
+
+def check_passed(info: ops.pebble.CheckInfo | None) -> bool:
+    """Whether the check has passed since it last failed (ops.testing reports no successes)."""
+    if info is None or check_failing(info):
+        return False
+    return info.successes is None or info.successes > 0
+
+
+def wait_for_start(
+    container: ops.Container,
+    service: str,
+    argv: list[str],
+    user: str | None,
+    wait: float = START_WAIT,
+) -> bool | None:
+    """After a start: True once the app answers, False if it exits, None if still starting.
+
+    When the probe cannot be run at all (not when it fails), this trusts Pebble: True.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        info = container.get_services(service).get(service)
+        if info is None or not is_running(info):
+            return False
+        answered = probe(container, argv, user)
+        if answered is None:
+            return True
+        if answered:
+            return True
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(START_POLL)
+
+
+def probe(container: ops.Container, argv: list[str], user: str | None) -> bool | None:
+    """Run the probe once in the workload container (the check's own command).
+
+    True: the app answered HTTP; False: it did not; None: the probe could not be run.
+    """
+    try:
+        process = container.exec(argv, user=user, working_dir="/", timeout=PROBE_TIMEOUT + 5)
+        process.wait_output()
+    except ops.pebble.ExecError:
+        return False
+    except (ops.pebble.APIError, ops.pebble.ChangeError, ops.pebble.TimeoutError) as exc:
+        logger.info("cannot run the app probe: %s", exc)
+        return None
+    return True
