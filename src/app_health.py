@@ -154,9 +154,10 @@ def crashed_status(error_line: str | None) -> ops.BlockedStatus:
 
 def not_answering_status(failures: int, port: int) -> ops.MaintenanceStatus:
     """The app runs but fails its check: Pebble restarts it after THRESHOLD failures."""
+    failed = f"{failures} failed check(s); " if failures else ""
     return ops.MaintenanceStatus(
-        f"the app does not answer HTTP on port {port} ({failures} failed check(s); Pebble "
-        "restarts it): see `pebble logs flask`"
+        f"the app does not answer HTTP on port {port} ({failed}Pebble restarts it after "
+        f"{THRESHOLD}): see `pebble logs flask`"
     )
 
 

@@ -308,8 +308,8 @@ class FlaskCharm(ops.CharmBase):
     def _check_health(self, container: ops.Container, app: workload.FlaskApp, started: bool):
         """Raise StatusError unless the app answers HTTP (see `app_health`)."""
         argv = app_health.probe_argv(app.rock_command.interpreter, workload.APP_PORT)
+        user = app.rock_service.get("user")
         if started:
-            user = app.rock_service.get("user")
             answered = app_health.wait_for_start(container, workload.APP_SERVICE, argv, user)
             if answered is None:
                 raise StatusError(app_health.starting_status(workload.APP_PORT))
@@ -318,15 +318,21 @@ class FlaskCharm(ops.CharmBase):
             self._stored.app_crash = None
             return
         service = container.get_services(workload.APP_SERVICE).get(workload.APP_SERVICE)
-        check = container.get_checks(workload.APP_CHECK).get(workload.APP_CHECK)
         if service is None or not app_health.is_running(service):
             raise self._crashed(container)
+        check = container.get_checks(workload.APP_CHECK).get(workload.APP_CHECK)
         if app_health.check_passed(check):
             self._stored.app_crash = None
-        elif self._stored.app_crash is not None:  # between two exits of a crash loop
+            return
+        # Failing, or not run since a restart: ask the app now rather than report the past.
+        answered = app_health.probe(container, argv, user)
+        if answered or (answered is None and not app_health.check_failing(check)):
+            self._stored.app_crash = None
+            return
+        if self._stored.app_crash is not None:  # between two exits of a crash loop
             raise self._crashed(container)
-        elif check is not None and app_health.check_failing(check):
-            raise StatusError(app_health.not_answering_status(check.failures, workload.APP_PORT))
+        failures = check.failures if check is not None else 0
+        raise StatusError(app_health.not_answering_status(failures, workload.APP_PORT))
 
     def _crashed(self, container: ops.Container, output: list[str] | None = None) -> StatusError:
         """The app keeps exiting: Blocked with its last error line (remembered until it serves)."""
