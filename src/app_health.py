@@ -38,7 +38,7 @@ PROBE_TIMEOUT = 8.0
 START_WAIT = 30.0
 START_POLL = 0.5
 MAX_LINE = 160
-LOG_LINES = 40
+LOG_LINES = 200
 MAX_LOG_BYTES = 256 * 1024
 
 _PROBE = """\
@@ -46,7 +46,7 @@ import socket, sys
 port, timeout = int(sys.argv[1]), float(sys.argv[2])
 with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
     conn.settimeout(timeout)
-    conn.sendall(b"GET / HTTP/1.0\\r\\nHost: localhost\\r\\nUser-Agent: flask-k8s-check\\r\\n\\r\\n")
+    conn.sendall(b"GET / HTTP/1.0\\r\\nHost: localhost\\r\\nUser-Agent: flask-k8s\\r\\n\\r\\n")
     head = b""
     while len(head) < 5:
         chunk = conn.recv(5 - len(head))
@@ -89,6 +89,7 @@ def check(interpreter: str, port: int, rock_service: Mapping[str, Any]) -> ops.p
 
 # -- what the app printed -------------------------------------------------------------------
 
+_GUNICORN_OWN = ("gunicorn.errors.", "HaltServer")
 _EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(: .*)?")
 
 
@@ -108,9 +109,12 @@ def last_error_line(lines: Iterable[str]) -> str | None:
     with its own generic lines (`Worker failed to boot`): the exception says more.
     """
     stripped = [line.strip() for line in lines if line.strip()]
-    for line in reversed(stripped):
-        if _EXCEPTION.fullmatch(line):
-            return printable_line(line)
+    exceptions = [line for line in stripped if _EXCEPTION.fullmatch(line)]
+    # Gunicorn's master ends with its own HaltServer traceback: the worker's exception before it
+    # says why.
+    own = [line for line in exceptions if not line.startswith(_GUNICORN_OWN)]
+    if own or exceptions:
+        return printable_line((own or exceptions)[-1])
     for line in reversed(stripped):
         if "error" in line.lower():
             return printable_line(line)
@@ -170,8 +174,10 @@ def starting_status(port: int) -> ops.WaitingStatus:
 
 
 def is_running(info: ops.pebble.ServiceInfo) -> bool:
-    """Whether Pebble has the service up (`backoff` and `error` are not; both are strings or
-    enums depending on ops' version, so compare values)."""
+    """Whether Pebble has the service up (`backoff` and `error` are not).
+
+    ops gives an enum for the states it knows and a plain string for the others (`backoff`).
+    """
     current = info.current
     return getattr(current, "value", current) == "active"
 

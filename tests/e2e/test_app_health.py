@@ -52,7 +52,9 @@ def test_app_crashing_on_import_is_a_steady_blocked_naming_the_error(request, tm
 
 
 def _gunicorn_workers(master: int) -> list[int]:
-    return [pid for pid, (parent, _) in rock_runner.gunicorn_processes().items() if parent == master]
+    return [
+        pid for pid, (parent, _) in rock_runner.gunicorn_processes().items() if parent == master
+    ]
 
 
 def test_frozen_gunicorn_master_fails_its_check_and_pebble_restarts_it(request, tmp_path):
@@ -76,8 +78,8 @@ def test_frozen_gunicorn_master_fails_its_check_and_pebble_restarts_it(request, 
 
     def restarted_and_serving() -> bool:
         masters = rock_runner.gunicorn_master_pids()
-        return masters != [master] and master not in masters and (
-            rock_runner.get_or_none("/") == 200
+        return (
+            masters != [master] and master not in masters and (rock_runner.get_or_none("/") == 200)
         )
 
     # Pebble restarts the app after 3 failed checks, 10 s apart (SIGTERM waits on a stopped

@@ -16,7 +16,6 @@ from charm import FlaskCharm
 from pebble_io import ScriptRun
 from tests.unit.charm.charm_state import Calls
 
-
 _PROBE = app_health.probe
 
 

@@ -95,6 +95,9 @@ GUNICORN_CRASH = [
     "RuntimeError: boom",
     "[2026-12-03 04:00:00 +0000] [7] [INFO] Worker exiting (pid: 7)",
     "[2026-12-03 04:00:01 +0000] [1] [ERROR] Reason: Worker failed to boot.",
+    "Traceback (most recent call last):",
+    '  File "/lib/python3.12/site-packages/gunicorn/arbiter.py", line 242, in handle_chld',
+    "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>",
 ]
 
 

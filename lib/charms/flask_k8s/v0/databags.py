@@ -1,7 +1,7 @@
 """Small helpers the flask_k8s interface libraries share for reading and writing relation data.
 
 Remote data (another application's databags, and peer data other units wrote) is untrusted:
-`parse_json` is the one way our code decodes it. It never raises anything but `MalformedData`,
+`parse_json` is the one way our code decodes it. It never raises anything but `MalformedDataError`,
 whatever the value (deep nesting, huge size, wrong types), so a bad value can be logged and
 skipped instead of failing every hook.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,22 +43,22 @@ MAX_VALUE_CHARS = 64 * 1024
 MAX_URL_CHARS = 2048
 
 
-class MalformedData(ValueError):
+class MalformedDataError(ValueError):
     """A remote value could not be decoded; the message says why, without echoing it."""
 
 
 def parse_json(raw: str, *, max_chars: int = MAX_VALUE_CHARS) -> Any:
-    """Decode a JSON value from relation data; raise MalformedData, never anything else."""
+    """Decode a JSON value from relation data; raise MalformedDataError, never anything else."""
     if not isinstance(raw, str):
-        raise MalformedData(f"not a string but {type(raw).__name__}")
+        raise MalformedDataError(f"not a string but {type(raw).__name__}")
     if len(raw) > max_chars:
-        raise MalformedData(f"{len(raw)} characters, more than {max_chars}")
+        raise MalformedDataError(f"{len(raw)} characters, more than {max_chars}")
     try:
         return json.loads(raw)
     except RecursionError:  # `[[[[…` deeper than the interpreter's stack
-        raise MalformedData("JSON nested too deeply") from None
+        raise MalformedDataError("JSON nested too deeply") from None
     except (ValueError, TypeError) as exc:
-        raise MalformedData(f"not JSON ({exc.__class__.__name__})") from None
+        raise MalformedDataError(f"not JSON ({exc.__class__.__name__})") from None
 
 
 def describe(raw: object, limit: int = 80) -> str:
@@ -73,15 +74,15 @@ def url_field(raw: str | None) -> str | None:
         return None
     try:
         value = parse_json(raw)
-    except MalformedData:
+    except MalformedDataError:
         return None
     url = value.get("url") if isinstance(value, dict) else None
-    if (
-        not isinstance(url, str)
-        or not url.startswith(("http://", "https://"))
-        or len(url) > MAX_URL_CHARS
-        or not url.isprintable()
-        or " " in url
-    ):
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS or not url.isprintable():
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
         return None
     return url
