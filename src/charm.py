@@ -157,7 +157,11 @@ class FlaskCharm(ops.CharmBase):
         if self.unit.is_leader():
             self.migrations.coordinate(self._migration_timeout())
         container = self.unit.get_container(CONTAINER)
-        bad_data = self.secret_key.audit_peer_data()
+        bad_data = (
+            self.secret_key.audit_peer_data()
+            + self.ingress.problems()
+            + self.observability.problems()
+        )
         try:
             app = self._desired_app(container)
             self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
@@ -169,12 +173,14 @@ class FlaskCharm(ops.CharmBase):
         except ops.pebble.ConnectionError:  # the workload container went away mid-hook
             self._status = ops.WaitingStatus(f"waiting for Pebble in the {CONTAINER} container")
         else:
-            bad_data += self.ingress.problems() + self.observability.problems()
             url = self.ingress.url
             self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
-            if bad_data:  # the app serves, but a relation does not work: the operator must act
-                listing = "; ".join(bad_data)
-                self._status = ops.BlockedStatus(f"ignoring {listing} (see juju debug-log)")
+        if bad_data:  # a relation does not work: the operator must act on the other side
+            listing = f"ignoring {'; '.join(bad_data)} (see juju debug-log)"
+            if isinstance(self._status, ops.ActiveStatus):
+                self._status = ops.BlockedStatus(listing)
+            else:
+                self._status = type(self._status)(f"{self._status.message}; {listing}")
         return self._status
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:

@@ -142,11 +142,8 @@ class SecretKey:
                     msg = "waiting for the leader to repair the generated secret key"
                     raise SecretKeyError(ops.WaitingStatus(msg)) from None
                 # The leader replaces a secret that vanished or lost its `value`.
-        elif not self._unit.is_leader():
-            malformed = peer.data[self._app].get(SECRET_ID_KEY)
-            msg = "waiting for the leader to generate the secret key" + (
-                f" (malformed `{SECRET_ID_KEY}` in {PEER})" if malformed else ""
-            )
+        elif not self._unit.is_leader():  # (a malformed id is named by `audit_peer_data`)
+            msg = "waiting for the leader to generate the secret key"
             raise SecretKeyError(ops.WaitingStatus(msg))
         key = secrets.token_urlsafe(32)
         secret = self._app.add_secret({"value": key}, description="Flask secret key")
