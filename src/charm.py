@@ -45,8 +45,8 @@ class FlaskCharm(ops.CharmBase):
         # The rock's own `flask` service (JSON) and whether its Python has gevent, both learned
         # once per workload container; `rendered_command` tells our command from the rock's.
         self._stored.set_default(rock_service=None, rendered_command=None, has_gevent=None)
-        # The app's last error line while it keeps exiting (None once it serves): a crash loop
-        # stays Blocked between its restarts, when Pebble briefly shows the service up.
+        # The app's last error line while it keeps exiting (None once it answers HTTP): a crash
+        # loop stays Blocked between its restarts, when Pebble briefly shows the service up.
         self._stored.set_default(app_crash=None)
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
@@ -102,7 +102,6 @@ class FlaskCharm(ops.CharmBase):
     def _on_pebble_ready(self, _: ops.PebbleReadyEvent) -> None:
         # A (re)started workload container, possibly from a new image: check gevent again.
         self._stored.has_gevent = None
-        self._stored.app_crash = None
         self._reconcile()
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
