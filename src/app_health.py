@@ -202,13 +202,13 @@ def wait_for_start(
     service: str,
     argv: list[str],
     user: str | None,
-    wait: float = START_WAIT,
+    wait: float | None = None,
 ) -> bool | None:
     """After a start: True once the app answers, False if it exits, None if still starting.
 
     When the probe cannot be run at all (not when it fails), this trusts Pebble: True.
     """
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (START_WAIT if wait is None else wait)
     while True:
         info = container.get_services(service).get(service)
         if info is None or not is_running(info):
@@ -231,7 +231,10 @@ def probe(container: ops.Container, argv: list[str], user: str | None) -> bool |
     try:
         process = container.exec(argv, user=user, working_dir="/", timeout=PROBE_TIMEOUT + 5)
         process.wait_output()
-    except ops.pebble.ExecError:
+    except ops.pebble.ExecError as exc:
+        if exc.exit_code in (126, 127):  # the shell's "cannot run": no verdict on the app
+            logger.info("cannot run the app probe: exit %s", exc.exit_code)
+            return None
         return False
     except (ops.pebble.APIError, ops.pebble.ChangeError, ops.pebble.TimeoutError) as exc:
         logger.info("cannot run the app probe: %s", exc)

@@ -316,3 +316,20 @@ def test_app_not_answering_within_the_start_wait_is_waiting(ctx, charm_dir, monk
 
     assert isinstance(out.unit_status, testing.WaitingStatus)
     assert "has not answered HTTP on port 8000" in out.unit_status.message
+
+
+def test_a_probe_that_cannot_run_trusts_pebble(ctx, charm_dir, real_probe):
+    # No mock for the probe: ops.testing answers 127, as a shell does for a missing command.
+    out = _ready(ctx, settled_state(charm_dir))
+
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_a_probe_that_runs_and_fails_is_not_trusted(ctx, charm_dir, real_probe, monkeypatch):
+    monkeypatch.setattr(app_health, "START_WAIT", 0.0)
+    probe = testing.Exec(["/bin/python3", "-I", "-S", "-c"], return_code=1)
+    box = container(charm_dir, execs=[probe])
+
+    out = _ready(ctx, settled_state(charm_dir, containers={box}))
+
+    assert isinstance(out.unit_status, testing.WaitingStatus)
