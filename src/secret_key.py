@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import ops
@@ -152,7 +153,7 @@ class SecretKey:
         return key
 
 
-def _secret_id(data: ops.RelationDataContent) -> str | None:
+def _secret_id(data: Mapping[str, str]) -> str | None:
     """The generated key's secret id from the peer data, or None when absent or malformed."""
     raw = data.get(SECRET_ID_KEY)
     if raw and _SECRET_ID.fullmatch(raw):
@@ -162,7 +163,7 @@ def _secret_id(data: ops.RelationDataContent) -> str | None:
     return None
 
 
-def _generation(data: ops.RelationDataContent) -> int | None:
+def _generation(data: Mapping[str, str]) -> int | None:
     """The rotation counter from the peer data (0 when absent), or None when malformed."""
     raw = data.get(GENERATION_KEY)
     if not raw:

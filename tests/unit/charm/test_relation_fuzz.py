@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import pathlib
 import tempfile
-from collections.abc import Mapping
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -139,7 +138,7 @@ def test_cos_endpoints_we_only_write_ignore_any_remote_data(endpoint, app, unit)
     _assert_status(out, endpoint, bad=False)
 
 
-def _bad_secret_data(data: Mapping[str, str]) -> bool:
+def _bad_secret_data(data: dict[str, str]) -> bool:
     raw_id = data.get(secret_key.SECRET_ID_KEY)
     raw_generation = data.get(secret_key.GENERATION_KEY)
     bad_id = bool(raw_id) and secret_key._SECRET_ID.fullmatch(raw_id) is None  # noqa: SLF001
