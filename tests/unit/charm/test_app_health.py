@@ -333,3 +333,47 @@ def test_a_probe_that_runs_and_fails_is_not_trusted(ctx, charm_dir, real_probe, 
     out = _ready(ctx, settled_state(charm_dir, containers={box}))
 
     assert isinstance(out.unit_status, testing.WaitingStatus)
+
+
+class _Response:
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def read(self, limit: int) -> bytes:
+        return self._body[:limit]
+
+
+@dataclasses.dataclass
+class _LogsContainer:
+    body: bytes
+    queries: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def pebble(self) -> _LogsContainer:
+        return self
+
+    def _request_raw(self, method: str, path: str, query: dict[str, str]) -> _Response:
+        assert (method, path) == ("GET", "/v1/logs")
+        self.queries.append(query)
+        return _Response(self.body)
+
+
+def test_log_lines_are_read_from_pebbles_logs_api_skipping_garbage():
+    body = b"\n".join(
+        [
+            b'{"time": "t", "service": "flask", "message": "Traceback\\n"}',
+            b"[" * 5000,
+            b'{"message": 42}',
+            b'{"time": "t", "service": "flask", "message": "KeyError: 1\\n"}',
+        ]
+    )
+    box = _LogsContainer(body)
+
+    lines = app_health.read_log_lines(box, "flask")  # type: ignore[arg-type]
+
+    assert lines == ["Traceback\n", "KeyError: 1\n"]
+    assert box.queries == [{"services": "flask", "n": str(app_health.LOG_LINES)}]
+
+
+def test_log_lines_that_cannot_be_read_are_none():
+    assert app_health.read_log_lines(object(), "flask") == []  # type: ignore[arg-type]
