@@ -13,6 +13,7 @@ What the app prints is untrusted: a line of it reaches a status message only thr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -240,3 +241,62 @@ def probe(container: ops.Container, argv: list[str], user: str | None) -> bool |
         logger.info("cannot run the app probe: %s", exc)
         return None
     return True
+
+
+@dataclasses.dataclass
+class AppHealth:
+    """Judge the running app from Pebble's view of it, and from the probe when in doubt.
+
+    `crash` is the app's last error line while it keeps exiting ("" when it printed none, None
+    once it answers): the charm keeps it between hooks, so that a crash loop stays Blocked while
+    Pebble briefly shows the service up between two exits.
+    """
+
+    container: ops.Container
+    interpreter: str
+    user: str | None
+    crash: str | None = None
+    service: str = "flask"
+    check_name: str = "flask-ready"
+    port: int = 8000
+
+    @property
+    def _argv(self) -> list[str]:
+        return probe_argv(self.interpreter, self.port)
+
+    def assess(self, started: bool) -> ops.StatusBase | None:
+        """The status saying what is wrong with the app, or None when it serves.
+
+        `started`: the app was (re)started in this hook, so wait for it to answer or exit.
+        """
+        if started:
+            answered = wait_for_start(self.container, self.service, self._argv, self.user)
+            if answered is None:
+                return starting_status(self.port)
+            if not answered:
+                return self.crashed()
+            self.crash = None
+            return None
+        info = self.container.get_services(self.service).get(self.service)
+        if info is None or not is_running(info):
+            return self.crashed()
+        check = self.container.get_checks(self.check_name).get(self.check_name)
+        if check_passed(check):
+            self.crash = None
+            return None
+        # Failing, or not run since a restart: ask the app now rather than report the past.
+        answered = probe(self.container, self._argv, self.user)
+        if answered or (answered is None and not check_failing(check)):
+            self.crash = None
+            return None
+        if self.crash is not None:  # between two exits of a crash loop
+            return self.crashed()
+        return not_answering_status(check.failures if check is not None else 0, self.port)
+
+    def crashed(self, output: list[str] | None = None) -> ops.BlockedStatus:
+        """The app keeps exiting: Blocked with its last error line (from its logs or `output`)."""
+        lines = read_log_lines(self.container, self.service) + (output or [])
+        line = last_error_line(lines) or self.crash or None
+        self.crash = line or ""
+        logger.warning("the app exits at start: %s", line)
+        return crashed_status(line)

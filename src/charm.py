@@ -307,45 +307,30 @@ class FlaskCharm(ops.CharmBase):
             if conf_changed:
                 pebble_io.reload(container, workload.APP_SERVICE)
         except ops.pebble.ChangeError as exc:  # it exited within Pebble's okay-delay
-            raise self._crashed(container, exc.err.splitlines()) from None
+            health = self._health(container, app)
+            status = health.crashed(exc.err.splitlines())
+            self._stored.app_crash = health.crash
+            raise StatusError(status) from None
         return False
 
     def _check_health(self, container: ops.Container, app: workload.FlaskApp, started: bool):
         """Raise StatusError unless the app answers HTTP (see `app_health`)."""
-        argv = app_health.probe_argv(app.rock_command.interpreter, workload.APP_PORT)
-        user = app.rock_service.get("user")
-        if started:
-            answered = app_health.wait_for_start(container, workload.APP_SERVICE, argv, user)
-            if answered is None:
-                raise StatusError(app_health.starting_status(workload.APP_PORT))
-            if not answered:
-                raise self._crashed(container)
-            self._stored.app_crash = None
-            return
-        service = container.get_services(workload.APP_SERVICE).get(workload.APP_SERVICE)
-        if service is None or not app_health.is_running(service):
-            raise self._crashed(container)
-        check = container.get_checks(workload.APP_CHECK).get(workload.APP_CHECK)
-        if app_health.check_passed(check):
-            self._stored.app_crash = None
-            return
-        # Failing, or not run since a restart: ask the app now rather than report the past.
-        answered = app_health.probe(container, argv, user)
-        if answered or (answered is None and not app_health.check_failing(check)):
-            self._stored.app_crash = None
-            return
-        if self._stored.app_crash is not None:  # between two exits of a crash loop
-            raise self._crashed(container)
-        failures = check.failures if check is not None else 0
-        raise StatusError(app_health.not_answering_status(failures, workload.APP_PORT))
+        health = self._health(container, app)
+        problem = health.assess(started)
+        self._stored.app_crash = health.crash
+        if problem is not None:
+            raise StatusError(problem)
 
-    def _crashed(self, container: ops.Container, output: list[str] | None = None) -> StatusError:
-        """The app keeps exiting: Blocked with its last error line (remembered until it serves)."""
-        lines = app_health.read_log_lines(container, workload.APP_SERVICE) + (output or [])
-        line = app_health.last_error_line(lines) or self._stored.app_crash or None
-        self._stored.app_crash = line or ""
-        logger.warning("the app exits at start: %s", line)
-        return StatusError(app_health.crashed_status(line))
+    def _health(self, container: ops.Container, app: workload.FlaskApp) -> app_health.AppHealth:
+        return app_health.AppHealth(
+            container,
+            app.rock_command.interpreter,
+            app.rock_service.get("user"),
+            crash=self._stored.app_crash,
+            service=workload.APP_SERVICE,
+            check_name=workload.APP_CHECK,
+            port=workload.APP_PORT,
+        )
 
     def _sync_log_targets(self, container: ops.Container) -> None:
         """Apply the log targets alone, for when the app's layer cannot be computed."""
