@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import ops
 
+import app_health
 import config_cache
 import hook_memory
 import observability
@@ -49,6 +50,9 @@ class FlaskCharm(ops.CharmBase):
         # The rock's own `flask` service (JSON) and whether its Python has gevent, both learned
         # once per workload container; `rendered_command` tells our command from the rock's.
         self._stored.set_default(rock_service=None, rendered_command=None, has_gevent=None)
+        # The app's last error line while it keeps exiting (None once it answers HTTP): a crash
+        # loop stays Blocked between its restarts, when Pebble briefly shows the service up.
+        self._stored.set_default(app_crash=None)
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self._config: FlaskConfig | None = None
@@ -78,6 +82,8 @@ class FlaskCharm(ops.CharmBase):
             on[observability.LOGGING_RELATION].relation_changed,
             on[observability.LOGGING_RELATION].relation_departed,
             on[observability.LOGGING_RELATION].relation_broken,
+            on[CONTAINER].pebble_check_failed,
+            on[CONTAINER].pebble_check_recovered,
         ):
             framework.observe(event, self._on_state_changed)
         # Grafana re-reads dashboards only when told to (a new `uuid`): these events re-send.
@@ -178,10 +184,16 @@ class FlaskCharm(ops.CharmBase):
         if self.unit.is_leader():
             self.migrations.coordinate(self._migration_timeout())
         container = self.unit.get_container(CONTAINER)
+        bad_data = (
+            self.secret_key.audit_peer_data()
+            + self.ingress.problems()
+            + self.observability.problems()
+        )
         try:
             app = self._desired_app(container)
             self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
-            self._apply(container, app)
+            started = self._apply(container, app)
+            self._check_health(container, app, started)
         except StatusError as exc:  # incl. secret key and migration waits
             self._status = exc.status
             self._sync_log_targets(container)  # logs still flow where the relations say
@@ -190,6 +202,12 @@ class FlaskCharm(ops.CharmBase):
         else:
             url = self.ingress.url
             self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
+        if bad_data:  # a relation does not work: the operator must act on the other side
+            listing = f"ignoring {'; '.join(bad_data)} (see juju debug-log)"
+            if isinstance(self._status, ops.ActiveStatus):
+                self._status = ops.BlockedStatus(listing)
+            else:
+                self._status = type(self._status)(f"{self._status.message}; {listing}")
         active = isinstance(self._status, ops.ActiveStatus)
         config_id = self.config_cache.fingerprint() if active else None
         self.memory.record(container, self._status, config_id, self._key_source)
@@ -288,8 +306,10 @@ class FlaskCharm(ops.CharmBase):
                 )
             )
 
-    def _apply(self, container: ops.Container, app: workload.FlaskApp) -> None:
+    def _apply(self, container: ops.Container, app: workload.FlaskApp) -> bool:
         """Change only what differs: layer → replan; config file alone → push and SIGHUP.
+
+        Return whether the app was (re)started.
 
         Log targets alone only take a new layer: Pebble's log manager follows the plan, and a
         replan restarts only services whose definition changed.
@@ -307,15 +327,40 @@ class FlaskCharm(ops.CharmBase):
             container.add_layer(LAYER_LABEL, layer, combine=True)
         if layer_changed:
             self._stored.rendered_command = app.command()
-        running = container.get_service(workload.APP_SERVICE).is_running()
+        # In backoff, Pebble restarts the app itself: a replan would only restart it sooner.
+        current = container.get_service(workload.APP_SERVICE).current
+        running = getattr(current, "value", current) in ("active", "backoff")
         try:
             if layer_changed or not running:  # starts it, or restarts it if it changed
                 pebble_io.replan(container)
-            elif conf_changed:
+                return True
+            if conf_changed:
                 pebble_io.reload(container, workload.APP_SERVICE)
-        except ops.pebble.ChangeError as exc:
-            msg = f"the flask service failed to start ({exc.err}): see `pebble logs flask`"
-            raise StatusError(ops.BlockedStatus(msg)) from None
+        except ops.pebble.ChangeError as exc:  # it exited within Pebble's okay-delay
+            health = self._health(container, app)
+            status = health.crashed(exc.err.splitlines())
+            self._stored.app_crash = health.crash
+            raise StatusError(status) from None
+        return False
+
+    def _check_health(self, container: ops.Container, app: workload.FlaskApp, started: bool):
+        """Raise StatusError unless the app answers HTTP (see `app_health`)."""
+        health = self._health(container, app)
+        problem = health.assess(started)
+        self._stored.app_crash = health.crash
+        if problem is not None:
+            raise StatusError(problem)
+
+    def _health(self, container: ops.Container, app: workload.FlaskApp) -> app_health.AppHealth:
+        return app_health.AppHealth(
+            container,
+            app.rock_command.interpreter,
+            app.rock_service.get("user"),
+            crash=self._stored.app_crash,
+            service=workload.APP_SERVICE,
+            check_name=workload.APP_CHECK,
+            port=workload.APP_PORT,
+        )
 
     def _sync_log_targets(self, container: ops.Container) -> None:
         """Apply the log targets alone, for when the app's layer cannot be computed."""

@@ -12,12 +12,48 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 _STRICT = ConfigDict(frozen=True, strict=True, extra="ignore", populate_by_name=False)
 
-_Workers = Annotated[int, Field(ge=1, le=1000)]
 DEFAULT_MIGRATION_TIMEOUT = 300
+
+# Every bound is what the app can really take, so that a value that validates also runs.
+# Each FLASK_* string becomes one environment variable: the kernel refuses to start a process
+# with a variable over 128 KiB (MAX_ARG_STRLEN), and JSON-quoting (`workload.env_value`) can
+# grow a string up to 6 times, so strings stay far below that.
+MAX_WORKERS = 128  # processes: beyond this, memory runs out long before throughput grows
+MAX_THREADS = 256  # per worker
+MAX_WEBSERVER_TIMEOUT = 3600
+MAX_KEEPALIVE = 600
+# Flask adds the lifetime to the current time for every session cookie: beyond datetime's
+# year 9999 it overflows and every request with a session answers 500. 100 years is far
+# below that, and beyond any browser's own cap on cookie lifetimes.
+MAX_SESSION_LIFETIME = 100 * 365 * 24 * 3600
+MAX_ENV_CHARS = 256
+MAX_SECRET_KEY_CHARS = 4096
+MAX_PATH_CHARS = 2048
+
+
+def _no_nul(value: str) -> str:
+    # A NUL cannot be passed in an environment variable: Pebble could not start the app.
+    if "\x00" in value:
+        raise PydanticCustomError("nul_char", "must not contain NUL characters")
+    return value
+
+
+_NoNul = AfterValidator(_no_nul)
+_EnvText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ENV_CHARS), _NoNul]
+_KeyText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SECRET_KEY_CHARS), _NoNul]
+_SecretUri = Annotated[
+    str, StringConstraints(max_length=MAX_PATH_CHARS, pattern=r"^secret:\S+$"), _NoNul
+]
+_UrlPath = Annotated[str, StringConstraints(max_length=MAX_PATH_CHARS, pattern=r"^/\S*$"), _NoNul]
+
+
+_Workers = Annotated[int, Field(ge=1, le=MAX_WORKERS)]
+_Threads = Annotated[int, Field(ge=1, le=MAX_THREADS)]
 
 
 class InvalidConfigError(Exception):
@@ -36,32 +72,24 @@ class FlaskConfig(pydantic.BaseModel):
 
     worker_type: Literal["sync", "gevent", "gthread"] | None = Field(None, alias="worker-type")
     webserver_workers: _Workers | None = Field(None, alias="webserver-workers")
-    webserver_threads: _Workers | None = Field(None, alias="webserver-threads")
-    webserver_timeout: Annotated[int, Field(ge=0, le=86400)] | None = Field(
+    webserver_threads: _Threads | None = Field(None, alias="webserver-threads")
+    webserver_timeout: Annotated[int, Field(ge=0, le=MAX_WEBSERVER_TIMEOUT)] | None = Field(
         None, alias="webserver-timeout"
     )
-    webserver_keepalive: Annotated[int, Field(ge=0, le=3600)] | None = Field(
+    webserver_keepalive: Annotated[int, Field(ge=0, le=MAX_KEEPALIVE)] | None = Field(
         None, alias="webserver-keepalive"
     )
-    flask_env: Annotated[str, StringConstraints(min_length=1)] | None = Field(
-        None, alias="flask-env"
-    )
+    flask_env: _EnvText | None = Field(None, alias="flask-env")
     flask_debug: bool | None = Field(None, alias="flask-debug")
-    flask_secret_key: Annotated[str, StringConstraints(min_length=1)] | None = Field(
-        None, alias="flask-secret-key"
-    )
-    flask_secret_key_id: Annotated[str, StringConstraints(pattern=r"^secret:\S+$")] | None = Field(
-        None, alias="flask-secret-key-id"
-    )
-    flask_permanent_session_lifetime: Annotated[int, Field(ge=1)] | None = Field(
-        None, alias="flask-permanent-session-lifetime"
-    )
+    flask_secret_key: _KeyText | None = Field(None, alias="flask-secret-key")
+    flask_secret_key_id: _SecretUri | None = Field(None, alias="flask-secret-key-id")
+    flask_permanent_session_lifetime: (
+        Annotated[int, Field(ge=1, le=MAX_SESSION_LIFETIME)] | None
+    ) = Field(None, alias="flask-permanent-session-lifetime")
     flask_preferred_url_scheme: Literal["HTTP", "HTTPS"] = Field(
         "HTTPS", alias="flask-preferred-url-scheme"
     )
-    flask_application_root: Annotated[str, StringConstraints(pattern=r"^/\S*$")] | None = Field(
-        None, alias="flask-application-root"
-    )
+    flask_application_root: _UrlPath | None = Field(None, alias="flask-application-root")
     flask_session_cookie_secure: bool | None = Field(None, alias="flask-session-cookie-secure")
     migration_timeout: Annotated[int, Field(ge=1, le=86400)] = Field(
         DEFAULT_MIGRATION_TIMEOUT, alias="migration-timeout"
@@ -99,6 +127,7 @@ _REASONS = {
     "greater_than_equal": "must be at least {ge}",
     "less_than_equal": "must be at most {le}",
     "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
 }
 _PATTERN_REASONS = {
     "flask-secret-key-id": "must be a Juju secret URI such as secret:cu7fjf6qo2sc76nkn6hg",

@@ -71,6 +71,10 @@ class Observability:
         """Re-send the dashboards on the next publish (new relation, leader or charm)."""
         self.dashboards.mark_stale()
 
+    def problems(self) -> list[str]:
+        """Remote data ignored as malformed, naming the relation (only Loki sends us any)."""
+        return self.logging.problems()
+
     def log_targets(self, current: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         """The layer's `log-targets`, given the plan's current ones."""
         return self.logging.log_targets(current)

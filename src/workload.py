@@ -20,6 +20,8 @@ import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import app_health
+
 if TYPE_CHECKING:  # config imports pydantic, which the charm loads only when it needs it
     import ops
 
@@ -286,18 +288,10 @@ class FlaskApp:
         return {
             "services": {APP_SERVICE: self.service()},
             "checks": {
-                # `ready`, not `alive`: Juju turns `alive` checks into the pod's liveness probe,
-                # so Kubernetes would kill a pod whose app is deliberately not started yet (for
-                # example while it waits for another unit's migration) and loop it forever. A
-                # failing `ready` check only takes the pod out of the Service endpoints, and
-                # `on-check-failure` restarts the app inside the pod. The check is TCP, not HTTP
-                # on `/`: any Flask app may answer `/` with 404 or 302, and an HTTP check would
-                # then restart a healthy app forever.
-                APP_CHECK: {
-                    "override": "replace",
-                    "level": "ready",
-                    "tcp": {"port": APP_PORT},
-                },
+                # An HTTP probe on `/` that passes on any answer: see `app_health`.
+                APP_CHECK: app_health.check(
+                    self.rock_command.interpreter, APP_PORT, self.rock_service
+                ),
             },
         }
 

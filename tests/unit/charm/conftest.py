@@ -10,10 +10,25 @@ import ops
 import pytest
 from ops import testing
 
+import app_health
 import pebble_io
 from charm import FlaskCharm
 from pebble_io import ScriptRun
 from tests.unit.charm.charm_state import Calls
+
+_PROBE = app_health.probe
+
+
+@pytest.fixture(autouse=True)
+def app_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The started app answers the charm's HTTP probe at once, without an exec to mock."""
+    monkeypatch.setattr(app_health, "probe", lambda *_args, **_kwargs: True)
+
+
+@pytest.fixture
+def real_probe(app_answers: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe runs as an exec in the container (mock it with `testing.Exec`)."""
+    monkeypatch.setattr(app_health, "probe", _PROBE)
 
 
 @pytest.fixture

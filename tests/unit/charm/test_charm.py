@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import shlex
 from typing import Any
 
 import ops
 import pytest
 from ops import testing
 
+import app_health
 import pebble_io
 from charm import FlaskCharm
 from tests.unit.charm.charm_state import (
@@ -67,7 +69,18 @@ def test_pebble_ready_renders_whole_layer(ctx, charm_dir):
         "on-check-failure": {"flask-ready": "restart"},
     }
     assert plan["checks"] == {
-        "flask-ready": {"override": "replace", "level": "ready", "tcp": {"port": 8000}},
+        "flask-ready": {
+            "override": "replace",
+            "level": "ready",
+            "period": "10s",
+            "timeout": "9s",
+            "threshold": 3,
+            "exec": {
+                "command": shlex.join(app_health.probe_argv("/bin/python3", 8000)),
+                "working-dir": "/",
+                "user": "_daemon_",
+            },
+        },
         "statsd-exporter-up": {
             "override": "replace",
             "http": {"url": "http://localhost:9102/metrics"},
@@ -358,8 +371,7 @@ def test_config_changed_app_failing_to_start_blocks(ctx, charm_dir, monkeypatch)
     out = run(ctx, "config_changed", settled_state(charm_dir))
 
     assert out.unit_status == testing.BlockedStatus(
-        "the flask service failed to start (cannot start service: exited quickly): "
-        "see `pebble logs flask`"
+        "the app exits at start: cannot start service: exited quickly (see `pebble logs flask`)"
     )
 
 

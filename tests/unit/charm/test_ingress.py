@@ -99,7 +99,11 @@ def test_ingress_malformed_provider_data_means_no_url(ctx, charm_dir, data):
 
     out = ctx.run(ctx.on.relation_changed(rel), state(charm_dir, relations={rel}))
 
-    assert out.unit_status == testing.ActiveStatus("")
+    env = out.get_container("flask-app").plan.services["flask"].environment
+    assert env["FLASK_BASE_URL"] == "http://flask-k8s.shop:8000"
+    assert out.unit_status == testing.BlockedStatus(
+        "ignoring ingress: malformed `ingress` from traefik (see juju debug-log)"
+    )
 
 
 class BareRequirer(ops.CharmBase):

@@ -337,7 +337,13 @@ def test_logging_malformed_endpoint_skipped_others_still_served(ctx, charm_dir, 
     assert [t["location"] for t in plan_targets(out).values()] == [URL_1]
     assert out.get_relation(relation.id).local_app_data.keys() == {"metadata", "alert_rules"}
     assert "scrape_jobs" in out.get_relation(metrics.id).local_app_data
-    assert out.unit_status == testing.ActiveStatus("")
+    assert out.unit_status == (
+        testing.BlockedStatus(
+            "ignoring logging: malformed `endpoint` from loki/0 (see juju debug-log)"
+        )
+        if raw
+        else testing.ActiveStatus("")  # no endpoint yet is not malformed
+    )
 
 
 # -- non-leader ------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ Wire format (every value JSON-encoded):
 
 This library observes nothing and never sets status. The charm calls `publish()` from its
 reconcile (a pod's IP changes when it is recreated, so publish on pebble-ready, relation-changed
-and update-status) and reads `url`. Malformed provider data reads as "no URL" and is logged.
+and update-status) and reads `url`. Malformed provider data reads as "no URL", is logged, and
+is listed by `problems()` for the charm's status.
 
 Usage:
 
@@ -107,13 +108,22 @@ class IngressRequirer(ops.Object):
     @property
     def url(self) -> str | None:
         """The URL the provider routes to this app, or None (none yet, malformed, or gone)."""
+        return self._read()[0]
+
+    def problems(self) -> list[str]:
+        """Why the provider's data is being ignored (empty when it is fine or absent)."""
+        problem = self._read()[1]
+        return [problem] if problem else []
+
+    def _read(self) -> tuple[str | None, str | None]:
         relation = self.relation
         if relation is None or relation.app is None:
-            return None
+            return None, None
         raw = relation.data[relation.app].get("ingress")
         if not raw:
-            return None
+            return None, None
         url = databags.url_field(raw)
         if url is None:
-            logger.warning("ingress: ignoring malformed provider data %r", raw[:200])
-        return url
+            logger.warning("ingress: ignoring malformed provider data %s", databags.describe(raw))
+            return None, f"{self._relation_name}: malformed `ingress` from {relation.app.name}"
+        return url, None

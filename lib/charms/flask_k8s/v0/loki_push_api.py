@@ -13,7 +13,7 @@ leaves its target in the plan, disabled with `services: [-all]`; our targets are
 targets whose name carries `TARGET_PREFIX`, so nothing needs remembering across pod restarts.
 
 Like the other flask_k8s libraries this one observes nothing and never sets status. Malformed
-remote data is logged and skipped; it never raises.
+remote data is logged and skipped (`problems()` lists it); it never raises.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def push_url(raw: str | None) -> str | None:
         return None
     url = databags.url_field(raw)
     if url is None:
-        logger.warning("logging: ignoring malformed Loki endpoint %r", raw[:200])
+        logger.warning("logging: ignoring malformed Loki endpoint %s", databags.describe(raw))
     return url
 
 
@@ -139,18 +139,29 @@ class LokiPushApiConsumer(ops.Object):
 
     def push_urls(self) -> list[str]:
         """Every valid push URL of every Loki unit now related, sorted, without duplicates."""
-        urls: set[str] = set()
+        return sorted({url for url, _ in self._endpoints() if url is not None})
+
+    def problems(self) -> list[str]:
+        """The Loki units whose `endpoint` is being ignored as malformed."""
+        return [
+            f"{self._relation_name}: malformed `endpoint` from {unit}"
+            for url, unit in self._endpoints()
+            if url is None
+        ]
+
+    def _endpoints(self) -> list[tuple[str | None, str]]:
+        """(push URL or None when malformed, unit name) for each Loki unit with an endpoint."""
+        found: list[tuple[str | None, str]] = []
         for relation in self._charm.model.relations[self._relation_name]:
-            for unit in relation.units:
+            for unit in sorted(relation.units, key=lambda unit: unit.name):
                 try:
                     raw = relation.data[unit].get("endpoint")
                 except ops.ModelError as exc:  # the unit left between relation-list and -get
                     logger.info("logging: cannot read %s: %s", unit.name, exc)
                     continue
-                url = push_url(raw)
-                if url is not None:
-                    urls.add(url)
-        return sorted(urls)
+                if raw:
+                    found.append((push_url(raw), unit.name))
+        return found
 
     def app_data(self) -> dict[str, str]:
         """What the leader publishes in our app databag."""

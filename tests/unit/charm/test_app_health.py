@@ -1,0 +1,379 @@
+"""The app's health: the probe, the last error line, and the statuses the charm derives."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import ops
+import pytest
+from ops import testing
+
+import app_health
+import pebble_io
+from tests.unit.charm.charm_state import container
+from tests.unit.charm.test_charm import settled_state
+
+# -- the probe, run for real against local sockets ------------------------------------------
+
+
+class _AnyStatus(http.server.BaseHTTPRequestHandler):
+    code = 404
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        self.send_response(self.code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+
+@pytest.fixture
+def http_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    handler = type("Handler", (_AnyStatus,), {"code": request.param})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A socket that accepts connections (backlog) but never answers: a frozen master."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def _probe(port: int, timeout: float = 2.0) -> int:
+    argv = app_health.probe_argv(sys.executable, port, timeout)
+    return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode
+
+
+@pytest.mark.parametrize("http_port", [200, 302, 404, 500], indirect=True)
+def test_probe_passes_on_any_http_answer(http_port):
+    assert _probe(http_port) == 0
+
+
+def test_probe_fails_when_the_socket_accepts_but_never_answers(silent_port):
+    assert _probe(silent_port, timeout=0.5) != 0
+
+
+def test_probe_fails_when_nothing_listens(silent_port):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    assert _probe(port) != 0
+
+
+def test_check_is_a_ready_exec_check_as_the_app_user_with_a_fixed_command():
+    check = app_health.check("/bin/python3", 8000, {"user": "_daemon_", "command": "rm -rf /"})
+
+    assert check.get("level") == "ready"  # never liveness: see app_health.check
+    assert check["exec"]["user"] == "_daemon_"  # type: ignore[typeddict-item]
+    command = check["exec"]["command"]  # type: ignore[typeddict-item]
+    assert command.startswith("/bin/python3 -I -S -c ") and "rm -rf" not in command
+
+
+# -- the app's last error line --------------------------------------------------------------
+
+GUNICORN_CRASH = [
+    "[2026-12-03 04:00:00 +0000] [7] [INFO] Booting worker with pid: 7",
+    "Traceback (most recent call last):",
+    '  File "/flask/app/app.py", line 40, in <module>',
+    '    raise RuntimeError("boom")',
+    "RuntimeError: boom",
+    "[2026-12-03 04:00:00 +0000] [7] [INFO] Worker exiting (pid: 7)",
+    "[2026-12-03 04:00:01 +0000] [1] [ERROR] Reason: Worker failed to boot.",
+    "Traceback (most recent call last):",
+    '  File "/lib/python3.12/site-packages/gunicorn/arbiter.py", line 242, in handle_chld',
+    "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>",
+]
+
+
+def test_last_error_line_is_the_exception_not_gunicorns_summary():
+    assert app_health.last_error_line(GUNICORN_CRASH) == "RuntimeError: boom"
+
+
+def test_last_error_line_without_traceback_is_the_last_error():
+    lines = ["starting", "[ERROR] Connection in use: ('0.0.0.0', 8000)", "[INFO] Retrying"]
+    assert app_health.last_error_line(lines) == "[ERROR] Connection in use: ('0.0.0.0', 8000)"
+
+
+def test_last_error_line_of_nothing_is_none():
+    assert app_health.last_error_line(["", "  "]) is None
+
+
+def test_untrusted_line_loses_control_characters_and_is_bounded():
+    hostile = "ValueError: \x1b[31mred\x1b[0m\r\nfake line\u202e\x00" + "x" * 1000
+
+    line = app_health.last_error_line([hostile])
+
+    assert line is not None and len(line) == app_health.MAX_LINE
+    assert line.startswith("ValueError: [31mred [0m fake line")
+    assert line.isprintable() and line.endswith("…")
+
+
+# -- waiting for a start, against a scripted container ---------------------------------------
+
+
+@dataclasses.dataclass
+class _Scripted:
+    """A container whose service states and probe answers follow a script."""
+
+    states: list[str]
+    answers: list[bool]
+
+    def get_services(self, name: str) -> dict[str, ops.pebble.ServiceInfo]:
+        current = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {name: ops.pebble.ServiceInfo(name, "enabled", current)}
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> _Scripted:
+    box = _Scripted(["active"], [False])
+    monkeypatch.setattr(app_health, "START_POLL", 0.0)
+    monkeypatch.setattr(
+        app_health,
+        "probe",
+        lambda *_: box.answers.pop(0) if len(box.answers) > 1 else box.answers[0],
+    )
+    return box
+
+
+def _wait(box: _Scripted, wait: float = 5.0) -> bool | None:
+    return app_health.wait_for_start(box, "flask", ["probe"], None, wait=wait)  # type: ignore[arg-type]
+
+
+def test_start_wait_ends_when_the_app_answers(scripted):
+    scripted.answers[:] = [False, False, True]
+    assert _wait(scripted) is True
+
+
+def test_start_wait_sees_an_app_that_exits_after_pebbles_okay_delay(scripted):
+    scripted.states[:] = ["active", "active", "backoff"]
+    assert _wait(scripted) is False
+
+
+def test_start_wait_gives_up_on_an_app_still_starting(scripted):
+    assert _wait(scripted, wait=0.0) is None
+
+
+# -- the charm's statuses (ops.testing) -------------------------------------------------------
+
+
+def _ready(ctx: testing.Context, st: testing.State) -> testing.State:
+    return ctx.run(ctx.on.pebble_ready(st.get_container("flask-app")), st)
+
+
+UNTRUSTED = ["Traceback (most recent call last):", "KeyError: '\x1b[2J" + "A" * 500 + "'"]
+
+
+@pytest.fixture
+def untrusted_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: list(UNTRUSTED))
+
+
+def _crash_status(line: str) -> str:
+    return f"the app exits at start: {line} (see `pebble logs flask`)"
+
+
+def test_app_exiting_after_start_blocks_with_its_bounded_last_error_line(
+    ctx, charm_dir, monkeypatch, untrusted_logs
+):
+    monkeypatch.setattr(app_health, "wait_for_start", lambda *_: False)
+
+    out = _ready(ctx, settled_state(charm_dir))
+
+    line = app_health.last_error_line(UNTRUSTED)
+    assert line is not None and len(line) == app_health.MAX_LINE and "\x1b" not in line
+    assert out.unit_status == testing.BlockedStatus(_crash_status(line))
+
+
+def test_app_exiting_within_okay_delay_blocks_with_the_exception(ctx, charm_dir, monkeypatch):
+    def failing_replan(_container: ops.Container) -> None:
+        err = "cannot start service: exited quickly\nMost recent output:\n    OSError: no db"
+        raise ops.pebble.ChangeError(err, None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pebble_io, "replan", failing_replan)
+
+    out = ctx.run(ctx.on.config_changed(), settled_state(charm_dir))
+
+    assert out.unit_status == testing.BlockedStatus(_crash_status("OSError: no db"))
+
+
+def _after_crash(ctx, charm_dir, monkeypatch) -> testing.State:
+    monkeypatch.setattr(app_health, "wait_for_start", lambda *_: False)
+    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["RuntimeError: boom"])
+    out = _ready(ctx, settled_state(charm_dir))
+    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: [])  # logs rolled over
+    return out
+
+
+def _with_app(out: testing.State, status: ops.pebble.ServiceStatus, check: testing.CheckInfo):
+    box = out.get_container("flask-app")
+    box = dataclasses.replace(box, service_statuses={"flask": status}, check_infos={check})
+    return dataclasses.replace(out, containers={box})
+
+
+def test_crash_loop_stays_blocked_while_pebble_briefly_shows_it_up(ctx, charm_dir, monkeypatch):
+    out = _after_crash(ctx, charm_dir, monkeypatch)
+    monkeypatch.setattr(app_health, "probe", lambda *_: False)
+    failing = testing.CheckInfo(
+        "flask-ready",
+        level=ops.pebble.CheckLevel.READY,
+        failures=5,
+        status=ops.pebble.CheckStatus.DOWN,
+    )
+
+    for _ in range(3):
+        out = ctx.run(
+            ctx.on.update_status(), _with_app(out, ops.pebble.ServiceStatus.ACTIVE, failing)
+        )
+        assert out.unit_status == testing.BlockedStatus(_crash_status("RuntimeError: boom"))
+
+
+def test_crash_loop_ends_when_the_app_answers(ctx, charm_dir, monkeypatch):
+    out = _after_crash(ctx, charm_dir, monkeypatch)
+    failing = testing.CheckInfo(
+        "flask-ready",
+        level=ops.pebble.CheckLevel.READY,
+        failures=5,
+        status=ops.pebble.CheckStatus.DOWN,
+    )
+
+    out = ctx.run(ctx.on.update_status(), _with_app(out, ops.pebble.ServiceStatus.ACTIVE, failing))
+
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+@pytest.mark.parametrize("failures", [1, 3])
+def test_failing_check_is_not_active(ctx, charm_dir, monkeypatch, failures):
+    started = _ready(ctx, settled_state(charm_dir))
+    monkeypatch.setattr(app_health, "probe", lambda *_: False)
+    status = ops.pebble.CheckStatus.DOWN if failures >= 3 else ops.pebble.CheckStatus.UP
+    check = testing.CheckInfo(
+        "flask-ready", level=ops.pebble.CheckLevel.READY, failures=failures, status=status
+    )
+
+    st = _with_app(started, ops.pebble.ServiceStatus.ACTIVE, check)
+
+    out = ctx.run(ctx.on.pebble_check_failed(st.get_container("flask-app"), check), st)
+
+    assert out.unit_status == testing.MaintenanceStatus(
+        f"the app does not answer HTTP on port 8000 ({failures} failed check(s); Pebble "
+        "restarts it after 3): see `pebble logs flask`"
+    )
+
+
+def test_passing_check_is_active_without_a_probe(ctx, charm_dir, monkeypatch):
+    started = _ready(ctx, settled_state(charm_dir))
+
+    def no_probe(*_: object) -> bool:
+        raise AssertionError("a passing check needs no probe")
+
+    monkeypatch.setattr(app_health, "probe", no_probe)
+    check = testing.CheckInfo(
+        "flask-ready",
+        level=ops.pebble.CheckLevel.READY,
+        successes=4,
+        status=ops.pebble.CheckStatus.UP,
+    )
+
+    out = ctx.run(
+        ctx.on.update_status(), _with_app(started, ops.pebble.ServiceStatus.ACTIVE, check)
+    )
+
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_the_start_probe_runs_in_the_container_as_the_app_user(ctx, charm_dir, real_probe):
+    probe = testing.Exec(["/bin/python3", "-I", "-S", "-c"], return_code=0)
+    box = container(charm_dir, execs=[probe])
+
+    out = _ready(ctx, settled_state(charm_dir, containers={box}))
+
+    (run,) = ctx.exec_history["flask-app"]
+    assert run.command == app_health.probe_argv("/bin/python3", 8000)
+    assert (run.user, run.working_dir) == ("_daemon_", "/")
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_app_not_answering_within_the_start_wait_is_waiting(ctx, charm_dir, monkeypatch):
+    monkeypatch.setattr(app_health, "wait_for_start", lambda *_: None)
+
+    out = _ready(ctx, settled_state(charm_dir))
+
+    assert isinstance(out.unit_status, testing.WaitingStatus)
+    assert "has not answered HTTP on port 8000" in out.unit_status.message
+
+
+def test_a_probe_that_cannot_run_trusts_pebble(ctx, charm_dir, real_probe):
+    # No mock for the probe: ops.testing answers 127, as a shell does for a missing command.
+    out = _ready(ctx, settled_state(charm_dir))
+
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_a_probe_that_runs_and_fails_is_not_trusted(ctx, charm_dir, real_probe, monkeypatch):
+    monkeypatch.setattr(app_health, "START_WAIT", 0.0)
+    probe = testing.Exec(["/bin/python3", "-I", "-S", "-c"], return_code=1)
+    box = container(charm_dir, execs=[probe])
+
+    out = _ready(ctx, settled_state(charm_dir, containers={box}))
+
+    assert isinstance(out.unit_status, testing.WaitingStatus)
+
+
+class _Response:
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def read(self, limit: int) -> bytes:
+        return self._body[:limit]
+
+
+@dataclasses.dataclass
+class _LogsContainer:
+    body: bytes
+    queries: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def pebble(self) -> _LogsContainer:
+        return self
+
+    def _request_raw(self, method: str, path: str, query: dict[str, str]) -> _Response:
+        assert (method, path) == ("GET", "/v1/logs")
+        self.queries.append(query)
+        return _Response(self.body)
+
+
+def test_log_lines_are_read_from_pebbles_logs_api_skipping_garbage():
+    body = b"\n".join(
+        [
+            b'{"time": "t", "service": "flask", "message": "Traceback\\n"}',
+            b"[" * 5000,
+            b'{"message": 42}',
+            b'{"time": "t", "service": "flask", "message": "KeyError: 1\\n"}',
+        ]
+    )
+    box = _LogsContainer(body)
+
+    lines = app_health.read_log_lines(box, "flask")  # type: ignore[arg-type]
+
+    assert lines == ["Traceback\n", "KeyError: 1\n"]
+    assert box.queries == [{"services": "flask", "n": str(app_health.LOG_LINES)}]
+
+
+def test_log_lines_that_cannot_be_read_are_none():
+    assert app_health.read_log_lines(object(), "flask") == []  # type: ignore[arg-type]
