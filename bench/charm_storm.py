@@ -60,7 +60,8 @@ def main() -> None:
     logging.disable(logging.INFO)
     counts: collections.Counter[str] = collections.Counter()
     wrap(counts)
-    charm_dir = pathlib.Path(tempfile.mkdtemp())
+    charm_dir = pathlib.Path(tempfile.mkdtemp()) / "flask" / "charm"
+    charm_dir.mkdir(parents=True)
     ctx = testing.Context(FlaskCharm)
     st = state(charm_dir, leader=False)
     st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})
