@@ -122,7 +122,7 @@ class FlaskCharm(ops.CharmBase):
         overridden = self.config.get("flask-secret-key") or self.config.get("flask-secret-key-id")
         event.set_results(
             {
-                "result": "secret key rotated; every unit restarts the app with it"
+                "result": "secret key rotated; every unit reloads the app with it"
                 + (" once flask-secret-key(-id) is unset" if overridden else "")
             }
         )

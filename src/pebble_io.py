@@ -30,8 +30,13 @@ def reload(container: ops.Container, service: str) -> None:
 
 
 def _app_can_write(info: ops.pebble.FileInfo, app_uid: int) -> bool:
-    """Whether the app's user could change this file or directory (owner, or g/o write bit)."""
-    return info.user_id == app_uid or bool(info.permissions & 0o022)
+    """Whether the app's user could change this file or directory (owner, or g/o write bit).
+
+    A symlink's own mode is always 0777 and means nothing. Pebble stats the target of a path
+    it lists by itself, so only a test double reports a symlink there.
+    """
+    writable_mode = info.type != ops.pebble.FileType.SYMLINK and bool(info.permissions & 0o022)
+    return info.user_id == app_uid or writable_mode
 
 
 def _info(container: ops.Container, path: str) -> ops.pebble.FileInfo | None:

@@ -310,6 +310,8 @@ def _merge_service(current: dict[str, Any], layer: Mapping[str, Any]) -> dict[st
         return dict(layer)
     merged = dict(current)
     for key, value in layer.items():
+        if key == "override":
+            continue
         if isinstance(value, list) and isinstance(merged.get(key), list):
             merged[key] = [*merged[key], *value]
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):

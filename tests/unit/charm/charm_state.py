@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import pathlib
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,22 @@ def rock_layer(command: str = ROCK_COMMAND) -> ops.pebble.Layer:
             },
         }
     )
+
+
+def app_env(out: testing.State) -> dict[str, str]:
+    """The FLASK_* variables the charm's Gunicorn config file gives the app ({} if none).
+
+    The charm delivers them in that file (a reload), not in the Pebble service (a restart).
+    """
+    flask_root = out.get_container("flask-app").mounts["flask"].source
+    config = pathlib.Path(flask_root) / "charm" / "gunicorn.conf.py"
+    if not config.exists():
+        return {}
+    prefix = "_os.environ.update("
+    for line in config.read_text().splitlines():
+        if line.startswith(prefix):
+            return ast.literal_eval(line[len(prefix) : -1])
+    return {}
 
 
 @dataclasses.dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import pathlib
 from typing import Any
@@ -15,6 +16,7 @@ from charm import FlaskCharm
 from tests.unit.charm.charm_state import (
     ROCK_COMMAND,
     STORM,
+    app_env,
     before_storm_step,
     container,
     state,
@@ -39,6 +41,18 @@ def flask_service(out: testing.State) -> ops.pebble.Service:
     return out.get_container("flask-app").plan.services["flask"]
 
 
+def rendered_setting(charm_dir: pathlib.Path, name: str) -> object:
+    """A Gunicorn setting as the charm's config file assigns it at top level (None: not set)."""
+    tree = ast.parse((charm_dir / "gunicorn.conf.py").read_text())
+    found = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            name
+        ]:
+            found = ast.literal_eval(node.value)
+    return found
+
+
 def run(ctx: testing.Context[FlaskCharm], event_name: str, st: testing.State) -> testing.State:
     """Run an event by name against a state."""
     if event_name == "pebble_ready":
@@ -58,14 +72,17 @@ def test_pebble_ready_renders_whole_layer(ctx, charm_dir):
         "startup": "enabled",
         "after": ["statsd-exporter"],
         "user": "_daemon_",
-        "command": "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k [ sync ]",
-        "environment": {
-            "FLASK_PREFERRED_URL_SCHEME": "HTTPS",
-            "FLASK_SECRET_KEY": KEY,
-            "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
-        },
+        "command": "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app",
+        "kill-delay": "35s",  # beyond Gunicorn's graceful_timeout (30 s)
         "on-check-failure": {"flask-ready": "restart"},
     }
+    assert app_env(out) == {
+        "FLASK_PREFERRED_URL_SCHEME": "HTTPS",
+        "FLASK_SECRET_KEY": KEY,
+        "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
+    }
+    assert rendered_setting(charm_dir, "worker_class") == "sync"
+    assert rendered_setting(charm_dir, "graceful_timeout") == 30
     assert plan["checks"] == {
         "flask-ready": {"override": "replace", "level": "ready", "tcp": {"port": 8000}},
         "statsd-exporter-up": {
@@ -92,7 +109,7 @@ def test_pebble_ready_writes_gunicorn_config_running_rock_config(ctx, charm_dir)
 
     content = (charm_dir / "gunicorn.conf.py").read_text()
     assert "_rock_config = '/flask/gunicorn.conf.py'" in content
-    assert content.endswith("workers = 3\n")
+    assert rendered_setting(charm_dir, "workers") == 3
 
 
 EVENTS = [
@@ -157,8 +174,9 @@ def test_config_worker_type_sets_gunicorn_worker_class(ctx, charm_dir, worker):
     out = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": worker}))
 
     assert flask_service(out).command == (
-        f"/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k {worker}"
+        "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app"
     )
+    assert rendered_setting(charm_dir, "worker_class") == worker
     assert out.unit_status == testing.ActiveStatus("")
 
 
@@ -168,7 +186,8 @@ def test_config_worker_type_unset_keeps_rock_default(ctx, charm_dir):
 
     out = run(ctx, "config_changed", st)
 
-    assert flask_service(out).command.endswith("app:app -k [ gevent ]")
+    assert flask_service(out).command.endswith("app:app")
+    assert rendered_setting(charm_dir, "worker_class") == "gevent"
     assert ctx.exec_history == {}
 
 
@@ -177,12 +196,14 @@ def test_rock_command_without_worker_group_still_works(ctx, charm_dir):
     st = settled_state(charm_dir, containers={container(charm_dir, command=command)})
 
     unset = run(ctx, "config_changed", st)
-    (charm_dir / "gunicorn.conf.py").unlink()
-    chosen = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": "sync"}))
+    unset_class = rendered_setting(charm_dir, "worker_class")
+    chosen = run(ctx, "config_changed", _with_config(unset, {"worker-type": "sync"}))
 
     expected = "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py 'app:create_app()'"
     assert flask_service(unset).command == expected
-    assert flask_service(chosen).command.endswith("app:app -k sync")
+    assert unset_class is None  # Gunicorn's own default (or the rock's config file) decides
+    assert flask_service(chosen).command == expected
+    assert rendered_setting(charm_dir, "worker_class") == "sync"
 
 
 def test_config_gevent_without_gevent_in_rock_blocks(ctx, charm_dir):
@@ -264,8 +285,8 @@ def test_config_flask_options_reach_environment(ctx, charm_dir):
 
     out = run(ctx, "config_changed", settled_state(charm_dir, config=config))
 
-    env = flask_service(out).environment
-    assert env == {
+    assert flask_service(out).environment == {}  # a change to them is a reload, not a restart
+    assert app_env(out) == {
         "FLASK_ENV": "production",
         "FLASK_DEBUG": "false",
         "FLASK_PERMANENT_SESSION_LIFETIME": "3600",
@@ -284,17 +305,40 @@ def test_config_timeout_change_reloads_without_restart(ctx, charm_dir, calls):
     out = run(ctx, "config_changed", _with_config(settled, {"webserver-timeout": 120}))
 
     assert calls.log == ["push", "reload"]
-    assert (charm_dir / "gunicorn.conf.py").read_text().endswith("timeout = 120\n")
+    assert rendered_setting(charm_dir, "timeout") == 120
     assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
 
 
-def test_config_worker_type_change_restarts_once(ctx, charm_dir, calls):
+def test_config_worker_type_change_reloads_without_restart(ctx, charm_dir, calls):
     settled = run(ctx, "pebble_ready", settled_state(charm_dir))
     calls.clear()
 
-    run(ctx, "config_changed", _with_config(settled, {"worker-type": "gthread"}))
+    out = run(ctx, "config_changed", _with_config(settled, {"worker-type": "gthread"}))
 
-    assert calls.log == ["restart"]
+    assert calls.log == ["push", "reload"]
+    assert rendered_setting(charm_dir, "worker_class") == "gthread"
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
+
+
+def test_config_worker_type_same_as_rock_default_touches_nothing(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))  # the rock's `-k [ sync ]`
+    calls.clear()
+
+    out = run(ctx, "config_changed", _with_config(settled, {"worker-type": "sync"}))
+
+    assert calls.log == []
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
+
+
+def test_config_flask_option_change_reloads_without_restart(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    calls.clear()
+
+    out = run(ctx, "config_changed", _with_config(settled, {"flask-env": "staging"}))
+
+    assert calls.log == ["push", "reload"]
+    assert app_env(out)["FLASK_ENV"] == "staging"
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
 
 
 def test_fresh_container_rereads_rock_command_and_starts(ctx, charm_dir, calls):
@@ -306,7 +350,8 @@ def test_fresh_container_rereads_rock_command_and_starts(ctx, charm_dir, calls):
 
     out = run(ctx, "pebble_ready", dataclasses.replace(settled, containers={fresh}))
 
-    assert flask_service(out).command.endswith("wsgi:app -k sync")
+    assert flask_service(out).command.endswith("wsgi:app")
+    assert rendered_setting(charm_dir, "worker_class") == "sync"
     assert calls.log == ["push", "start"]
 
 
@@ -317,12 +362,12 @@ def test_lost_charm_state_recovers_rock_command_from_container(ctx, charm_dir, c
 
     out = run(ctx, "config_changed", _with_config(forgetful, {}))
 
-    assert flask_service(out).command.endswith("app:app -k [ sync ]")
-    assert "/flask/charm/gunicorn.conf.py" in flask_service(out).command
-    assert calls.log == ["restart"]
+    assert flask_service(out).command.endswith("-c /flask/charm/gunicorn.conf.py app:app")
+    assert rendered_setting(charm_dir, "worker_class") == "sync"  # the rock's, from its layer
+    assert calls.log == ["push", "reload"]
 
 
-def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, charm_dir, calls):
+def test_storm_starts_once_and_reloads_for_timeout_and_worker(ctx, charm_dir, calls):
     peer = testing.PeerRelation("secret-storage")
     st = state(charm_dir, leader=False, relations={peer})
     st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})
@@ -343,7 +388,7 @@ def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, cha
         [],
         [],  # config-changed with nothing changed
         ["push", "reload"],  # webserver-timeout: graceful reload
-        ["restart"],  # worker-type: exactly one restart
+        ["push", "reload"],  # worker-type: graceful reload too
     ]
     assert ctx.exec_history == {}
     assert st.unit_status == testing.ActiveStatus("")

@@ -8,7 +8,7 @@ import json
 import pytest
 from ops import testing
 
-from tests.unit.charm.charm_state import state
+from tests.unit.charm.charm_state import app_env, state
 
 URL = "http://ingress.example/shop-flask-k8s"
 JUJU_KEYS = {"egress-subnets", "ingress-address", "private-address"}
@@ -70,7 +70,7 @@ def test_ingress_url_reaches_env_and_status(ctx, charm_dir):
 
     out = ctx.run(ctx.on.relation_changed(rel), state(charm_dir, relations={rel}))
 
-    env = out.get_container("flask-app").plan.services["flask"].environment
+    env = app_env(out)
     assert env["FLASK_BASE_URL"] == URL
     assert out.unit_status == testing.ActiveStatus(f"serving at {URL}")
 
@@ -81,7 +81,7 @@ def test_ingress_broken_forgets_url(ctx, charm_dir):
 
     out = ctx.run(ctx.on.relation_broken(served.get_relation(rel.id)), served)
 
-    env = out.get_container("flask-app").plan.services["flask"].environment
+    env = app_env(out)
     assert env["FLASK_BASE_URL"] == "http://flask-k8s.shop:8000"
     assert out.unit_status == testing.ActiveStatus("")
 
