@@ -458,3 +458,136 @@ def test_reconcile_opens_the_app_port(ctx, charm_dir):
     out = run(ctx, "config_changed", state(charm_dir))
 
     assert out.opened_ports == {testing.TCPPort(8000)}
+
+
+# -- what runs, and as whom, comes only from the rock ------------------------------------------
+
+
+@pytest.fixture
+def pebble_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict[str, Any]]]:
+    """Record every file push and mkdir the charm asks the (testing) Pebble for, with owners.
+
+    The testing Pebble writes files as the test's user, so ownership is checked on the request.
+    """
+    from ops._private.harness import _TestingPebbleClient
+
+    record: list[tuple[str, str, dict[str, Any]]] = []
+    push, make_dir = _TestingPebbleClient.push, _TestingPebbleClient.make_dir
+
+    def spy_push(self: Any, path: str, source: Any, **kwargs: Any) -> None:
+        record.append(("push", path, {k: v for k, v in kwargs.items() if v is not None}))
+        push(self, path, source, **kwargs)
+
+    def spy_make_dir(self: Any, path: str, **kwargs: Any) -> None:
+        record.append(("make_dir", path, {k: v for k, v in kwargs.items() if v is not None}))
+        make_dir(self, path, **kwargs)
+
+    monkeypatch.setattr(_TestingPebbleClient, "push", spy_push)
+    monkeypatch.setattr(_TestingPebbleClient, "make_dir", spy_make_dir)
+    return record
+
+
+TAMPERED = (
+    '# rock-flask-service: {"command": "/bin/sh -c \'id > /pwned\'", "user": "root"}\n'
+    "raw_env = ['FLASK_SECRET_KEY=stolen']\n"
+)
+
+
+def test_tampered_config_file_with_lost_state_never_changes_what_runs(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    before = flask_service(settled).to_dict()
+    (charm_dir / "gunicorn.conf.py").write_text(TAMPERED)  # the app's user rewrote it
+    forgetful = dataclasses.replace(settled, stored_states=set())
+    calls.clear()
+
+    out = run(ctx, "config_changed", forgetful)
+
+    assert flask_service(out).to_dict() == before
+    assert flask_service(out).user == "_daemon_"
+    content = (charm_dir / "gunicorn.conf.py").read_text()
+    assert "pwned" not in content and "stolen" not in content
+    assert calls.log == ["push", "reload"]  # the charm's own file again, nothing restarted
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_lost_state_rederives_the_rock_service_from_its_layer_files(ctx, charm_dir):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    layer_file = charm_dir.parent.parent / "rock-layers" / "001-rock.yaml"
+    # Only the layer files say what the rock runs: a different (image) command is believed.
+    layer_file.write_text(layer_file.read_text().replace("'app:app'", "'wsgi:app'"))
+    forgetful = dataclasses.replace(settled, stored_states=set())
+
+    out = run(ctx, "config_changed", forgetful)
+
+    assert flask_service(out).command.endswith("gunicorn.conf.py wsgi:app")
+    assert flask_service(out).user == "_daemon_"
+
+
+@pytest.mark.parametrize("damage", ["missing", "app-writable"])
+def test_lost_state_without_trustworthy_rock_layers_blocks_and_keeps_the_app(
+    ctx, charm_dir, calls, damage
+):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    layer_file = charm_dir.parent.parent / "rock-layers" / "001-rock.yaml"
+    if damage == "missing":
+        layer_file.unlink()
+    else:
+        layer_file.chmod(0o666)
+    forgetful = dataclasses.replace(settled, stored_states=set())
+    calls.clear()
+
+    out = run(ctx, "config_changed", forgetful)
+
+    assert out.unit_status == testing.BlockedStatus(
+        "cannot recover the rock's flask service: the rock's layers define no flask service "
+        "with a command"
+    )
+    assert calls.log == []
+    assert flask_service(out) == flask_service(settled)
+
+
+def test_pushed_config_file_is_roots_and_readable_by_the_app_group_only(
+    ctx, charm_dir, pebble_writes
+):
+    charm_dir.rmdir()  # a fresh container: the charm creates /flask/charm itself
+
+    run(ctx, "pebble_ready", settled_state(charm_dir))
+
+    root_dir = {"make_parents": True, "permissions": 0o755, "user_id": 0, "group_id": 0}
+    app_group_readable = {"permissions": 0o640, "user_id": 0, "group_id": 584792}
+    assert pebble_writes == [
+        ("make_dir", "/flask/charm", root_dir),
+        (
+            "push",
+            "/flask/charm/gunicorn.conf.py",
+            {"encoding": "utf-8", "make_dirs": False, **app_group_readable},
+        ),
+    ]
+    assert charm_dir.stat().st_mode & 0o777 == 0o755
+    assert (charm_dir / "gunicorn.conf.py").stat().st_mode & 0o777 == 0o640
+
+
+def test_app_writable_charm_directory_is_replaced_by_roots(ctx, charm_dir, pebble_writes):
+    charm_dir.chmod(0o777)  # e.g. made by the app's user, or by an older charm revision
+    (charm_dir / "gunicorn.conf.py").write_text(TAMPERED)
+
+    out = run(ctx, "pebble_ready", settled_state(charm_dir))
+
+    assert [(kind, path) for kind, path, _ in pebble_writes] == [
+        ("make_dir", "/flask/charm"),
+        ("push", "/flask/charm/gunicorn.conf.py"),
+    ]
+    assert charm_dir.stat().st_mode & 0o777 == 0o755
+    assert "pwned" not in (charm_dir / "gunicorn.conf.py").read_text()
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_app_writable_config_file_is_written_afresh(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    (charm_dir / "gunicorn.conf.py").chmod(0o666)  # same content, but the app could change it
+    calls.clear()
+
+    run(ctx, "update_status", settled)
+
+    assert calls.log == ["push", "reload"]
+    assert (charm_dir / "gunicorn.conf.py").stat().st_mode & 0o777 == 0o640

@@ -50,7 +50,9 @@ def test_rock_command_render_drops_the_worker_group_for_the_config_file():
 
 
 def test_rock_command_render_keeps_entrypoint_quoted():
-    rock = RockCommand.parse("/bin/python3 -m gunicorn -c /c.py 'pkg.wsgi:create_app(\"x\")' -k sync")
+    rock = RockCommand.parse(
+        "/bin/python3 -m gunicorn -c /c.py 'pkg.wsgi:create_app(\"x\")' -k sync"
+    )
 
     assert rock.render().split(" -c ")[1] == (
         "/flask/charm/gunicorn.conf.py 'pkg.wsgi:create_app(\"x\")'"
