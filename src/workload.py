@@ -234,6 +234,8 @@ _rock_post_request_arity = _positional_arity(_rock_post_request) if _rock_post_r
 
 def post_worker_init(worker):
     global _timer_sleep
+    # Gunicorn says which class it uses only when the master starts; a SIGHUP may change it.
+    worker.log.info("Using worker: %s", worker.cfg.worker_class_str)
     if any(cls.__module__ == "gunicorn.workers.ggevent" for cls in type(worker).__mro__):
         import gevent
 
