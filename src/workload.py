@@ -209,16 +209,20 @@ if "workers" not in globals():
 GRACEFUL_TIMEOUT = 30
 KILL_DELAY = f"{GRACEFUL_TIMEOUT + 5}s"
 
+# Per-worker hooks, decided at each worker's start (a SIGHUP may change the worker class).
+#
 # Under gevent, Gunicorn's keep-alive loop serves a connection's next request without yielding
 # to the hub when that request is already buffered, so one connection can serve hundreds of
 # requests in a row while the others wait. A timer sleep after each request lets them in
-# (`sleep(0)` does not: it only yields to callbacks already due). The worker class can change
-# on SIGHUP, so each worker decides at its start; sync and gthread workers never yield. The
-# rock's own hooks, if its config file defines them, run first, exactly once.
-TIMER_YIELD = """\
+# (`sleep(0)` does not: it only yields to callbacks already due). Sync and gthread workers never
+# yield. A gthread worker drains its keep-alive connections before it stops (see below), so that
+# a reload drops no request. The rock's own hooks, if its config file defines them, run too
+# (its `post_request` first), exactly once.
+WORKER_HOOKS = """\
 _rock_post_worker_init = globals().get("post_worker_init")
 _rock_post_request = globals().get("post_request")
 _timer_sleep = None
+_KEEPALIVE_DRAIN = 1.0
 
 
 def _positional_arity(function):
@@ -232,14 +236,32 @@ def _positional_arity(function):
 _rock_post_request_arity = _positional_arity(_rock_post_request) if _rock_post_request else 0
 
 
+def _drain_keepalive_on_exit(worker):
+    # A gthread worker told to stop (a reload replaces it) drops its idle keep-alive
+    # connections, and with them any request that has just arrived on one. So it first stops
+    # keeping connections alive (each answers its next request with `Connection: close`), and
+    # stops for good one second later, when they have closed.
+    import signal as _signal
+    import threading as _threading
+
+    def stop_gently(signum, frame):
+        worker.cfg.set("keepalive", 0)
+        _threading.Timer(_KEEPALIVE_DRAIN, worker.handle_exit, (signum, frame)).start()
+
+    _signal.signal(_signal.SIGTERM, stop_gently)
+
+
 def post_worker_init(worker):
     global _timer_sleep
     # Gunicorn says which class it uses only when the master starts; a SIGHUP may change it.
     worker.log.info("Using worker: %s", worker.cfg.worker_class_str)
-    if any(cls.__module__ == "gunicorn.workers.ggevent" for cls in type(worker).__mro__):
+    modules = {cls.__module__ for cls in type(worker).__mro__}
+    if _yield_under_gevent and "gunicorn.workers.ggevent" in modules:
         import gevent
 
         _timer_sleep = gevent.sleep
+    if "gunicorn.workers.gthread" in modules:
+        _drain_keepalive_on_exit(worker)
     if _rock_post_worker_init is not None:
         _rock_post_worker_init(worker)
 
@@ -263,7 +285,7 @@ def gunicorn_config(
     `app_env` holds the values of the `CHARM_ENV_NAMES` the app gets: the file sets them in the
     master's environment (which new workers inherit) and removes the others, so a changed Flask
     option is a reload too. The file holds the secret key: the charm makes it readable by the
-    app's group only. `timer_yield=False` leaves out `TIMER_YIELD` (for bench/gevent_yield.py).
+    app's group only. `timer_yield=False` turns the gevent yield off (for bench/gevent_yield.py).
     """
     lines = [
         "# Written by the flask-k8s charm; edits are overwritten. Gunicorn re-reads this file on",
@@ -293,8 +315,7 @@ def gunicorn_config(
             f"for _name in {unset!r}:",
             "    _os.environ.pop(_name, None)",
         ]
-    if timer_yield:
-        lines += TIMER_YIELD.splitlines()
+    lines += [f"_yield_under_gevent = {timer_yield!r}", *WORKER_HOOKS.splitlines()]
     return "\n".join(lines) + "\n"
 
 
