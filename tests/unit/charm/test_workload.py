@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import signal
+import sys
+import types
 
 import pytest
 import yaml
@@ -269,3 +272,99 @@ def test_config_load_empty_strings_mean_unset():
     cfg = config.load({"flask-env": "", "flask-secret-key": "", "flask-application-root": ""})
 
     assert (cfg.flask_env, cfg.flask_secret_key, cfg.flask_application_root) == (None,) * 3
+
+
+# -- per-worker hooks: the gevent yield, the rock's own hooks ----------------------------------
+
+
+class _Log:
+    def info(self, *_: object) -> None:
+        pass
+
+
+class _Cfg:
+    worker_class_str = "test"
+
+
+def _worker(module: str) -> object:
+    """A stand-in worker whose class lives in `module`, as Gunicorn's worker classes do."""
+    cls = type("Worker", (), {"__module__": module, "log": _Log(), "cfg": _Cfg()})
+    return cls()
+
+
+def _load_hooks(tmp_path, rock_conf_text: str, timer_yield: bool = True) -> dict[str, object]:
+    """Load the charm's config file as Gunicorn does, over a rock config file."""
+    rock_conf = tmp_path / "rock.conf.py"
+    rock_conf.write_text(rock_conf_text)
+    ours = tmp_path / "charm.conf.py"
+    ours.write_text(workload.gunicorn_config(str(rock_conf), {}, timer_yield=timer_yield))
+    return runpy.run_path(str(ours))
+
+
+ROCK_HOOKS = """
+calls = []
+
+def post_worker_init(worker):
+    calls.append("post_worker_init")
+
+def post_request(worker, req):
+    calls.append(("post_request", req))
+"""
+
+
+@pytest.fixture
+def gevent_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record gevent.sleep calls (a stand-in module: the hooks import it at worker start)."""
+    sleeps: list[float] = []
+    fake = types.ModuleType("gevent")
+    fake.sleep = sleeps.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gevent", fake)
+    return sleeps
+
+
+def test_gevent_worker_yields_after_each_request_after_the_rocks_hook(tmp_path, gevent_sleeps):
+    hooks = _load_hooks(tmp_path, ROCK_HOOKS)
+    worker = _worker("gunicorn.workers.ggevent")
+
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    for req in ("a", "b"):
+        hooks["post_request"](worker, req, {}, None)  # type: ignore[operator]
+
+    assert hooks["calls"] == ["post_worker_init", ("post_request", "a"), ("post_request", "b")]
+    assert gevent_sleeps == [1e-6, 1e-6]
+
+
+@pytest.mark.parametrize("module", ["gunicorn.workers.sync", "gunicorn.workers.gthread"])
+def test_sync_and_gthread_workers_never_yield(tmp_path, gevent_sleeps, module, monkeypatch):
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # gthread's drain handler
+    hooks = _load_hooks(tmp_path, ROCK_HOOKS)
+    worker = _worker(module)
+
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    hooks["post_request"](worker, "a", {}, None)  # type: ignore[operator]
+
+    assert hooks["calls"] == ["post_worker_init", ("post_request", "a")]
+    assert gevent_sleeps == []
+
+
+def test_reloaded_config_file_runs_the_rocks_post_request_once(tmp_path, gevent_sleeps):
+    first = _load_hooks(tmp_path, ROCK_HOOKS)
+    reloaded = runpy.run_path(str(tmp_path / "charm.conf.py"))  # what SIGHUP does: a fresh load
+    worker = _worker("gunicorn.workers.ggevent")
+
+    reloaded["post_worker_init"](worker)  # type: ignore[operator]
+    reloaded["post_request"](worker, "a", {}, None)  # type: ignore[operator]
+
+    assert reloaded["calls"] == ["post_worker_init", ("post_request", "a")]
+    assert first["calls"] == []
+    assert gevent_sleeps == [1e-6]
+
+
+def test_gevent_yield_off_for_the_bench(tmp_path, gevent_sleeps):
+    hooks = _load_hooks(tmp_path, "", timer_yield=False)
+    worker = _worker("gunicorn.workers.ggevent")
+
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    hooks["post_request"](worker, "a", {}, None)  # type: ignore[operator]
+
+    assert gevent_sleeps == []
