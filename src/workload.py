@@ -215,14 +215,12 @@ KILL_DELAY = f"{GRACEFUL_TIMEOUT + 5}s"
 # to the hub when that request is already buffered, so one connection can serve hundreds of
 # requests in a row while the others wait. A timer sleep after each request lets them in
 # (`sleep(0)` does not: it only yields to callbacks already due). Sync and gthread workers never
-# yield. A gthread worker drains its keep-alive connections before it stops (see below), so that
-# a reload drops no request. The rock's own hooks, if its config file defines them, run too
-# (its `post_request` first), exactly once.
+# yield. The rock's own hooks, if its config file defines them, run too (its `post_request`
+# first), exactly once.
 WORKER_HOOKS = """\
 _rock_post_worker_init = globals().get("post_worker_init")
 _rock_post_request = globals().get("post_request")
 _timer_sleep = None
-_KEEPALIVE_DRAIN = 1.0
 
 
 def _positional_arity(function):
@@ -236,21 +234,6 @@ def _positional_arity(function):
 _rock_post_request_arity = _positional_arity(_rock_post_request) if _rock_post_request else 0
 
 
-def _drain_keepalive_on_exit(worker):
-    # A gthread worker told to stop (a reload replaces it) drops its idle keep-alive
-    # connections, and with them any request that has just arrived on one. So it first stops
-    # keeping connections alive (each answers its next request with `Connection: close`), and
-    # stops for good one second later, when they have closed.
-    import signal as _signal
-    import threading as _threading
-
-    def stop_gently(signum, frame):
-        worker.cfg.set("keepalive", 0)
-        _threading.Timer(_KEEPALIVE_DRAIN, worker.handle_exit, (signum, frame)).start()
-
-    _signal.signal(_signal.SIGTERM, stop_gently)
-
-
 def post_worker_init(worker):
     global _timer_sleep
     # Gunicorn says which class it uses only when the master starts; a SIGHUP may change it.
@@ -260,8 +243,6 @@ def post_worker_init(worker):
         import gevent
 
         _timer_sleep = gevent.sleep
-    if "gunicorn.workers.gthread" in modules:
-        _drain_keepalive_on_exit(worker)
     if _rock_post_worker_init is not None:
         _rock_post_worker_init(worker)
 

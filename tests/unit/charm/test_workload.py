@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import runpy
-import signal
 import sys
 import types
 
@@ -335,8 +334,7 @@ def test_gevent_worker_yields_after_each_request_after_the_rocks_hook(tmp_path, 
 
 
 @pytest.mark.parametrize("module", ["gunicorn.workers.sync", "gunicorn.workers.gthread"])
-def test_sync_and_gthread_workers_never_yield(tmp_path, gevent_sleeps, module, monkeypatch):
-    monkeypatch.setattr(signal, "signal", lambda *_: None)  # gthread's drain handler
+def test_sync_and_gthread_workers_never_yield(tmp_path, gevent_sleeps, module):
     hooks = _load_hooks(tmp_path, ROCK_HOOKS)
     worker = _worker(module)
 
