@@ -2,7 +2,10 @@
 
 The charm changes the running workload only through these functions, so that tests and
 benchmarks can count starts, restarts, reloads, pushes and execs by wrapping them (the
-`ops.testing` Pebble records neither restarts on replan nor signals).
+`ops.testing` Pebble records neither restarts on replan nor signals). It also holds the reads
+that decide whether a file in the container can be trusted: the workload (the app's user) can
+write much of the container's filesystem, so the charm never takes what runs, or as whom, from a
+file the app could have changed.
 """
 
 from __future__ import annotations
@@ -46,8 +49,10 @@ def _info(container: ops.Container, path: str) -> ops.pebble.FileInfo | None:
         return None
 
 
-def push(container: ops.Container, path: str, content: str, group_id: int) -> None:
-    """Write a root-owned file that `group_id` may read and nobody but root may change.
+def push(container: ops.Container, path: str, content: str, app_id: int) -> None:
+    """Write a root-owned file that the app's group may read and nobody but root may change.
+
+    `app_id` is the app's user and group id (the rock's `_daemon_`: 584792 for both).
 
     Its directory is made root's too: an older charm revision (or the app, before the charm
     ran) may have created it as the app's user, who could then replace the file. The file can
@@ -57,14 +62,14 @@ def push(container: ops.Container, path: str, content: str, group_id: int) -> No
     directory = path.rsplit("/", 1)[0] or "/"
     found = _info(container, directory)
     if found is not None and (
-        found.type != ops.pebble.FileType.DIRECTORY or _app_can_write(found, group_id)
+        found.type != ops.pebble.FileType.DIRECTORY or _app_can_write(found, app_id)
     ):
         logger.info("replacing %s: the app's user could write it", directory)
         container.remove_path(directory, recursive=True)
         found = None
     if found is None:
         container.make_dir(directory, make_parents=True, permissions=0o755, user_id=0, group_id=0)
-    container.push(path, content, permissions=0o640, user_id=0, group_id=group_id)
+    container.push(path, content, permissions=0o640, user_id=0, group_id=app_id)
 
 
 def pushed_content(container: ops.Container, path: str, app_uid: int) -> str | None:
