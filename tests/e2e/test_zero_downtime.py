@@ -3,8 +3,8 @@
 The sample rock is deployed with the charm (juju_local: real hooks, Pebble, gunicorn), and each
 kind of change is applied through config-changed, as `juju config` does, while a few client
 threads keep requests in flight over keep-alive connections (fast and slow routes). Each load is
-bounded: it runs until the hook has returned and one more second has passed, at most
-`MAX_REQUESTS` requests.
+bounded: it runs until the hook has returned and one more second has passed, and never more than
+`MAX_SECONDS` (a request cap would end the load before a slow hook applies the change).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.e2e import rock_runner
 FAST_THREADS, SLOW_THREADS = 6, 2
 SLOW_PATH = "/slow?seconds=0.3"
 AFTER_CHANGE = 1.0  # seconds of load once the hook has returned
-MAX_REQUESTS = 20_000
+MAX_SECONDS = 120.0
 
 
 class Load:
@@ -44,7 +44,8 @@ class Load:
 
     def _run(self, path: str) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", 8000, timeout=30)
-        while not self._stop.is_set() and self.sent < MAX_REQUESTS:
+        deadline = time.monotonic() + MAX_SECONDS
+        while not self._stop.is_set() and time.monotonic() < deadline:
             failure = None
             try:
                 connection.request("GET", path)
