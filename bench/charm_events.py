@@ -35,7 +35,8 @@ from tests.unit.charm.charm_state import state  # noqa: E402
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     logging.disable(logging.INFO)
-    charm_dir = pathlib.Path(tempfile.mkdtemp())
+    charm_dir = pathlib.Path(tempfile.mkdtemp()) / "flask" / "charm"
+    charm_dir.mkdir(parents=True)
     ctx = testing.Context(FlaskCharm)
     ingress = testing.Relation("ingress", remote_app_data={"ingress": '{"url": "http://x/m-a"}'})
     fresh = state(charm_dir, relations={ingress})

@@ -54,7 +54,8 @@ def main() -> None:
     from tests.unit.charm.hook_cost import HookToolCounter, PebbleCounter
 
     tools, pebble = HookToolCounter(), PebbleCounter()
-    charm_dir = pathlib.Path(tempfile.mkdtemp())
+    charm_dir = pathlib.Path(tempfile.mkdtemp()) / "flask" / "charm"
+    charm_dir.mkdir(parents=True)
     ctx = testing.Context(FlaskCharm)
     st = state(charm_dir, leader=False)
     st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})

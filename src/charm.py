@@ -154,7 +154,7 @@ class FlaskCharm(ops.CharmBase):
         overridden = self.config.get("flask-secret-key") or self.config.get("flask-secret-key-id")
         event.set_results(
             {
-                "result": "secret key rotated; every unit restarts the app with it"
+                "result": "secret key rotated; every unit reloads the app with it"
                 + (" once flask-secret-key(-id) is unset" if overridden else "")
             }
         )
@@ -238,7 +238,8 @@ class FlaskCharm(ops.CharmBase):
             self._check_gevent(container, rock, rock_service.get("user"))
         # The key already in the plan when its source is unchanged: no secret-get.
         source = self.secret_key.source(cfg)
-        key = self.memory.known_key(source, container.get_plan()) or self.secret_key.get(cfg)
+        known = self.memory.known_key(source, container.get_plan(), self._pull(container))
+        key = known or self.secret_key.get(cfg)
         self._key_source = self.secret_key.source(cfg)  # a key generated just now has one
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
@@ -272,12 +273,18 @@ class FlaskCharm(ops.CharmBase):
         stored = self._stored.rock_service
         if stored is not None and service.command == self._stored.rendered_command:
             return json.loads(stored)
-        found: dict[str, Any] | None = dict(service.to_dict())
+        found: dict[str, Any] = dict(service.to_dict())
         if workload.CHARM_GUNICORN_CONFIG in service.command:
-            # Our own command, but our memory of the rock's is gone: recover it from our file.
-            found = workload.rock_service_from_config(self._pull(container) or "")
-        if found is None:
-            raise StatusError(ops.BlockedStatus("cannot recover the rock's flask command"))
+            # Our own command, but our memory of the rock's is gone: re-derive it from the
+            # rock's layer files in the image, never from a file the app can write.
+            layers = pebble_io.read_rock_layers(
+                container, workload.ROCK_LAYERS_DIR, workload.DAEMON_UID
+            )
+            try:
+                found = workload.rock_service_from_layers(layers)
+            except workload.RockLayerError as exc:
+                msg = f"cannot recover the rock's flask service: {exc}"
+                raise StatusError(ops.BlockedStatus(msg)) from None
         found_json = json.dumps(found, sort_keys=True)
         if found_json != stored:
             logger.info("rock's flask command: %s", found.get("command"))
@@ -321,7 +328,7 @@ class FlaskCharm(ops.CharmBase):
         targets_changed = not workload.plan_has(plan, layer, workload.LOG_SECTIONS)
         conf = app.gunicorn_config()
         conf_changed = self._pull(container) != conf
-        if conf_changed:
+        if conf_changed:  # never logged: it holds the secret key
             pebble_io.push(container, workload.CHARM_GUNICORN_CONFIG, conf, workload.DAEMON_UID)
         if layer_changed or targets_changed:
             container.add_layer(LAYER_LABEL, layer, combine=True)
@@ -377,10 +384,9 @@ class FlaskCharm(ops.CharmBase):
 
     @staticmethod
     def _pull(container: ops.Container) -> str | None:
-        try:
-            return container.pull(workload.CHARM_GUNICORN_CONFIG).read()
-        except (ops.pebble.PathError, ops.pebble.APIError):
-            return None
+        return pebble_io.pushed_content(
+            container, workload.CHARM_GUNICORN_CONFIG, workload.DAEMON_UID
+        )
 
 
 if __name__ == "__main__":  # pragma: nocover

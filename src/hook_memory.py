@@ -132,16 +132,16 @@ class HookMemory(ops.Object):
             self._charm.unit.open_port("tcp", port)  # idempotent in Juju
             self._stored.ports = [port]
 
-    def known_key(self, source: str | None, plan: ops.pebble.Plan) -> str | None:
-        """The key in the plan we left when it came from this same source, else None.
+    def known_key(self, source: str | None, plan: ops.pebble.Plan, conf: str | None) -> str | None:
+        """The key the app has now when it came from this same source, else None.
 
-        The plan holds the key as `workload.env_value` encoded it, which encodes that value
-        to itself: rendering it again gives the same environment.
+        `conf` is the Gunicorn config file we pushed (None if missing or app-writable): it
+        holds the app's environment, with the key as `workload.env_value` encoded it, which
+        encodes that value to itself, so rendering it again gives the same file.
         """
         stored = self._stored
-        service = plan.services.get(workload.APP_SERVICE)
-        if source is None or source != stored.key_source or service is None:
+        if source is None or source != stored.key_source or conf is None:
             return None
         if stored.plan != plan_id(plan):
             return None
-        return service.environment.get("FLASK_SECRET_KEY")
+        return workload.rendered_environment(conf).get("FLASK_SECRET_KEY")

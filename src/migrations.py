@@ -359,7 +359,6 @@ class Migrations(ops.Object):
         board: Board,
     ) -> pebble_io.ScriptRun:
         """Run the script and record the outcome (unit databag; leader: app databag)."""
-        service = app.service()
         rock = app.rock_service
         timeout = app.config.migration_timeout
         try:
@@ -370,7 +369,7 @@ class Migrations(ops.Object):
                 user=rock.get("user") or (None if rock.get("user-id") else DEFAULT_USER),
                 group=rock.get("group"),
                 working_dir=APP_DIR,
-                environment=service.get("environment") or {},
+                environment=app.environment(),
                 timeout=timeout,
             )
         except (ops.pebble.APIError, ops.pebble.ChangeError) as exc:

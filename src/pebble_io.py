@@ -2,7 +2,10 @@
 
 The charm changes the running workload only through these functions, so that tests and
 benchmarks can count starts, restarts, reloads, pushes and execs by wrapping them (the
-`ops.testing` Pebble records neither restarts on replan nor signals).
+`ops.testing` Pebble records neither restarts on replan nor signals). It also holds the reads
+that decide whether a file in the container can be trusted: the workload (the app's user) can
+write much of the container's filesystem, so the charm never takes what runs, or as whom, from a
+file the app could have changed.
 """
 
 from __future__ import annotations
@@ -29,10 +32,81 @@ def reload(container: ops.Container, service: str) -> None:
     container.send_signal("SIGHUP", service)
 
 
-def push(container: ops.Container, path: str, content: str, owner: int) -> None:
-    """Write a file readable by the workload user, creating its directory."""
+def _app_can_write(info: ops.pebble.FileInfo, app_uid: int) -> bool:
+    """Whether the app's user could change this file or directory (owner, or g/o write bit).
+
+    A symlink's own mode is always 0777 and means nothing. Pebble stats the target of a path
+    it lists by itself, so only a test double reports a symlink there.
+    """
+    writable_mode = info.type != ops.pebble.FileType.SYMLINK and bool(info.permissions & 0o022)
+    return info.user_id == app_uid or writable_mode
+
+
+def _info(container: ops.Container, path: str) -> ops.pebble.FileInfo | None:
+    try:
+        return container.list_files(path, itself=True)[0]
+    except (ops.pebble.APIError, ops.pebble.PathError):
+        return None
+
+
+def push(container: ops.Container, path: str, content: str, app_id: int) -> None:
+    """Write a root-owned file that the app's group may read and nobody but root may change.
+
+    `app_id` is the app's user and group id (the rock's `_daemon_`: 584792 for both).
+
+    Its directory is made root's too: an older charm revision (or the app, before the charm
+    ran) may have created it as the app's user, who could then replace the file. The file can
+    hold the secret key, so it is not world-readable.
+    """
     logger.info("writing %s", path)
-    container.push(path, content, make_dirs=True, permissions=0o644, user_id=owner, group_id=owner)
+    directory = path.rsplit("/", 1)[0] or "/"
+    found = _info(container, directory)
+    if found is not None and (
+        found.type != ops.pebble.FileType.DIRECTORY or _app_can_write(found, app_id)
+    ):
+        logger.info("replacing %s: the app's user could write it", directory)
+        container.remove_path(directory, recursive=True)
+        found = None
+    if found is None:
+        container.make_dir(directory, make_parents=True, permissions=0o755, user_id=0, group_id=0)
+    container.push(path, content, permissions=0o640, user_id=0, group_id=app_id)
+
+
+def pushed_content(container: ops.Container, path: str, app_uid: int) -> str | None:
+    """The content of a file `push` wrote, or None if it is missing or the app could change it.
+
+    The content is only compared with what the charm would write, never taken as input: a
+    file (or directory) the app could have touched counts as missing, so it is written afresh.
+    """
+    directory = path.rsplit("/", 1)[0] or "/"
+    for checked in (directory, path):
+        info = _info(container, checked)
+        if info is None or _app_can_write(info, app_uid):
+            return None
+    try:
+        return container.pull(path).read()
+    except (ops.pebble.PathError, ops.pebble.APIError):
+        return None
+
+
+def read_rock_layers(container: ops.Container, directory: str, app_uid: int) -> dict[str, str]:
+    """The rock's own layer files in the image ({name: YAML}); {} when there are none.
+
+    A file (or the directory) the app's user could change is skipped: the rock's layers are
+    the image's files, so in a sound image none is.
+    """
+    listed = _info(container, directory)
+    if listed is None or _app_can_write(listed, app_uid):
+        return {}
+    try:
+        infos = container.list_files(directory, pattern="*.yaml")
+    except (ops.pebble.APIError, ops.pebble.PathError):
+        return {}
+    return {
+        info.name: container.pull(info.path).read()
+        for info in infos
+        if info.type == ops.pebble.FileType.FILE and not _app_can_write(info, app_uid)
+    }
 
 
 def run(container: ops.Container, argv: list[str], *, user: str | None, working_dir: str) -> bool:

@@ -1,15 +1,17 @@
 """The workload, computed: pure functions from config and facts to Pebble layer, env and files.
 
 Nothing here talks to Juju or Pebble. `charm.py` reads the inputs (config, the rock's `flask`
-service from the container's plan, the secret key, the ingress URL), calls `FlaskApp`, and applies
-what differs.
+service from the rock's own layer files, the secret key, the ingress URL), calls `FlaskApp`, and
+applies what differs.
 
-How Gunicorn settings reach a running Gunicorn without a restart: Gunicorn re-reads only its `-c`
-config file on SIGHUP (not its argv, not its environment). So the charm renders the rock's command
-with `-c` pointing at the charm's own config file (`CHARM_GUNICORN_CONFIG`), which first executes
-the rock's config file and then sets the options the operator chose. A change to those options
-changes only that file: the charm pushes it and sends SIGHUP. The worker class stays on the command
-line (`-k`), so changing it changes the command, which takes a restart.
+Every `juju config` change reaches a running Gunicorn without a restart: Gunicorn re-reads its
+`-c` config file on SIGHUP (not its argv, not its environment), then starts new workers and lets
+the old ones finish their requests; its listening socket stays open throughout. So the command
+the charm renders is the rock's with `-c` pointing at the charm's own config file
+(`CHARM_GUNICORN_CONFIG`) and with no `-k`: that file executes the rock's config file, then sets
+the worker class, the operator's settings and the app's `FLASK_*` environment. A change changes
+only that file: the charm pushes it and sends SIGHUP. The Pebble service (rock command, rock
+environment) stays the same for the container's life.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ CHARM_GUNICORN_CONFIG = "/flask/charm/gunicorn.conf.py"
 DAEMON_UID = 584792
 APP_CHECK = "flask-ready"
 EXPORTER_CHECK = "statsd-exporter-up"
-ROCK_SERVICE_MARKER = "# rock-flask-service: "
+# The rock's own layers, in the image: root's files, read-only to the app. Pebble is started with
+# PEBBLE_COPY_ONCE pointing here, so these are the layers the plan began with.
+ROCK_LAYERS_DIR = "/var/lib/pebble/default/layers"
 
 _CONFIG_FLAGS = ("-c", "--config")
 _WORKER_FLAGS = ("-k", "--worker-class")
@@ -110,8 +114,12 @@ class RockCommand:
         first = self.base[0]
         return first if first.rsplit("/", 1)[-1].startswith("python") else "/bin/python3"
 
-    def render(self, worker_type: str | None, config_path: str = CHARM_GUNICORN_CONFIG) -> str:
-        """Render the command with `-c config_path`, and `-k worker_type` when one is chosen."""
+    def render(self, config_path: str = CHARM_GUNICORN_CONFIG) -> str:
+        """Render the command with `-c config_path` and without any worker class.
+
+        The worker class goes into the config file instead (`FlaskApp.settings`): Gunicorn lets
+        its command line override its config file, and re-reads only the file on SIGHUP.
+        """
         base = list(self.base)
         defaults = list(self.default_args) if self.default_args is not None else None
         found = _flag_value(base, _CONFIG_FLAGS)
@@ -119,14 +127,12 @@ class RockCommand:
             base[found[0] : found[1]] = ["-c", config_path]
         else:
             base += ["-c", config_path]
-        if worker_type is not None:
-            if base and base[-1] in _WORKER_FLAGS and defaults:
-                base.pop()
-                defaults.pop(0)
-            for tokens in (base, defaults or []):
-                while found := _flag_value(tokens, _WORKER_FLAGS):
-                    del tokens[found[0] : found[1]]
-            base += ["-k", worker_type]
+        if base and base[-1] in _WORKER_FLAGS and defaults:  # `-k [ sync ]`
+            base.pop()
+            defaults.pop(0)
+        for tokens in (base, defaults or []):
+            while found := _flag_value(tokens, _WORKER_FLAGS):
+                del tokens[found[0] : found[1]]
         command = shlex.join(base)
         if defaults:
             command += f" [ {shlex.join(defaults)} ]"
@@ -146,6 +152,19 @@ def env_value(value: str | int | bool) -> str:
     except ValueError:
         return value
     return value if isinstance(decoded, str) else json.dumps(value)
+
+
+# The variables the charm owns in the app's environment (`environment` sets a subset of them).
+CHARM_ENV_NAMES = (
+    "FLASK_ENV",
+    "FLASK_DEBUG",
+    "FLASK_PERMANENT_SESSION_LIFETIME",
+    "FLASK_PREFERRED_URL_SCHEME",
+    "FLASK_APPLICATION_ROOT",
+    "FLASK_SESSION_COOKIE_SECURE",
+    "FLASK_SECRET_KEY",
+    "FLASK_BASE_URL",
+)
 
 
 def environment(config: FlaskConfig, secret_key: str, base_url: str) -> dict[str, str]:
@@ -186,18 +205,95 @@ if "workers" not in globals():
 """
 
 
-def gunicorn_config(
-    rock_config_path: str | None, settings: Mapping[str, int], rock_service: Mapping[str, Any]
-) -> str:
-    """Render the charm's Gunicorn config file: the rock's file, then the operator's settings.
+# Gunicorn's graceful timeout, fixed by the charm so that Pebble's kill-delay can match it: when
+# the service does restart (a new rock command, a failed check), Gunicorn gets this long to finish
+# in-flight requests after SIGTERM, and Pebble sends SIGKILL only after a margin beyond it.
+GRACEFUL_TIMEOUT = 30
+KILL_DELAY = f"{GRACEFUL_TIMEOUT + 5}s"
 
-    The rock's service is recorded in a comment so that the charm can recover the rock's command
-    from the container if it ever loses its own memory of it (the file dies with the container).
+# Per-worker hooks, decided at each worker's start (a SIGHUP may change the worker class).
+#
+# Under gevent, Gunicorn's keep-alive loop serves a connection's next request without yielding
+# to the hub when that request is already buffered, so one connection can serve hundreds of
+# requests in a row while the others wait. A timer sleep after each request lets them in
+# (`sleep(0)` does not: it only yields to callbacks already due). Sync and gthread workers never
+# yield. The rock's own hooks, if its config file defines them, run too (its `post_request`
+# first), exactly once.
+WORKER_HOOKS = """\
+_rock_post_worker_init = globals().get("post_worker_init")
+_rock_post_request = globals().get("post_request")
+_timer_sleep = None
+
+
+def _positional_arity(function):
+    import inspect as _inspect
+
+    kinds = (_inspect.Parameter.POSITIONAL_ONLY, _inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in kinds for p in _inspect.signature(function).parameters.values())
+
+
+# Gunicorn accepts a post_request of 2, 3 or 4 arguments: call the rock's as Gunicorn would.
+_rock_post_request_arity = _positional_arity(_rock_post_request) if _rock_post_request else 0
+
+
+def post_worker_init(worker):
+    global _timer_sleep
+    # Gunicorn says which class it uses only when the master starts; a SIGHUP may change it.
+    worker.log.info("Using worker: %s", worker.cfg.worker_class_str)
+    modules = {cls.__module__ for cls in type(worker).__mro__}
+    if _yield_under_gevent and "gunicorn.workers.ggevent" in modules:
+        import gevent
+
+        _timer_sleep = gevent.sleep
+    if _rock_post_worker_init is not None:
+        _rock_post_worker_init(worker)
+
+
+def post_request(worker, req, environ, resp):
+    if _rock_post_request is not None:
+        _rock_post_request(*(worker, req, environ, resp)[:_rock_post_request_arity])
+    if _timer_sleep is not None:
+        _timer_sleep(1e-6)
+"""
+
+
+_ENV_LINE = "_os.environ.update("
+
+
+def rendered_environment(conf: str) -> dict[str, str]:
+    """The app environment a config file rendered by `gunicorn_config` sets ({} if none).
+
+    Only for a file the charm pushed and the app cannot write (`pebble_io.pushed_content`).
+    """
+    import ast
+
+    for line in conf.splitlines():
+        if line.startswith(_ENV_LINE) and line.endswith(")"):
+            try:
+                env = ast.literal_eval(line[len(_ENV_LINE) : -1])
+            except (ValueError, SyntaxError, RecursionError, MemoryError):
+                return {}
+            if isinstance(env, dict):
+                return {str(key): str(value) for key, value in env.items()}
+    return {}
+
+
+def gunicorn_config(
+    rock_config_path: str | None,
+    settings: Mapping[str, int | str],
+    app_env: Mapping[str, str] | None = None,
+    timer_yield: bool = True,
+) -> str:
+    """Render the charm's Gunicorn config file: the rock's file, then what the charm sets.
+
+    `app_env` holds the values of the `CHARM_ENV_NAMES` the app gets: the file sets them in the
+    master's environment (which new workers inherit) and removes the others, so a changed Flask
+    option is a reload too. The file holds the secret key: the charm makes it readable by the
+    app's group only. `timer_yield=False` turns the gevent yield off (for bench/gevent_yield.py).
     """
     lines = [
         "# Written by the flask-k8s charm; edits are overwritten. Gunicorn re-reads this file on",
-        "# SIGHUP: the charm applies changes to these settings with a graceful reload.",
-        ROCK_SERVICE_MARKER + json.dumps(dict(rock_service), sort_keys=True),
+        "# SIGHUP: the charm applies every change to it with a graceful reload.",
     ]
     if rock_config_path:
         lines += [
@@ -209,23 +305,72 @@ def gunicorn_config(
         "# Access and error logs to stdout/stderr: Pebble forwards them to Loki.",
         "accesslog = '-'",
         "errorlog = '-'",
+        f"graceful_timeout = {GRACEFUL_TIMEOUT!r}",
     ]
     if "workers" not in settings:
         lines += DEFAULT_WORKERS.splitlines()
     lines += [f"{name} = {value!r}" for name, value in sorted(settings.items())]
+    if app_env is not None:
+        unset = tuple(name for name in CHARM_ENV_NAMES if name not in app_env)
+        lines += [
+            "# The app's FLASK_* variables: new workers inherit the master's environment.",
+            "import os as _os",
+            f"{_ENV_LINE}{dict(sorted(app_env.items()))!r})",
+            f"for _name in {unset!r}:",
+            "    _os.environ.pop(_name, None)",
+        ]
+    lines += [f"_yield_under_gevent = {timer_yield!r}", *WORKER_HOOKS.splitlines()]
     return "\n".join(lines) + "\n"
 
 
-def rock_service_from_config(content: str) -> dict[str, Any] | None:
-    """Recover the rock's service recorded by `gunicorn_config`, or None."""
-    for line in content.splitlines():
-        if line.startswith(ROCK_SERVICE_MARKER):
-            try:
-                service = json.loads(line[len(ROCK_SERVICE_MARKER) :])
-            except ValueError:
-                return None
-            return service if isinstance(service, dict) else None
-    return None
+class RockLayerError(ValueError):
+    """The rock's layer files do not define a usable `flask` service."""
+
+
+def _merge_service(current: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine one layer's service into the service so far, as Pebble does.
+
+    `override: replace` starts over; `merge` replaces scalars, appends lists (`after`, …) and
+    merges maps (`environment`, `on-check-failure`, …) key by key.
+    """
+    if layer.get("override") == "replace":
+        return dict(layer)
+    merged = dict(current)
+    for key, value in layer.items():
+        if key == "override":
+            continue
+        if isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = [*merged[key], *value]
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def rock_service_from_layers(layers: Mapping[str, str]) -> dict[str, Any]:
+    """The rock's `flask` service from its layer files ({file name: YAML}), combined in order.
+
+    Pebble orders layer files by their `NNN-` prefix. Raises RockLayerError when no layer
+    defines the service or a file is not a layer.
+    """
+    import yaml  # ops depends on PyYAML; imported here, only when the state must be rebuilt
+
+    service: dict[str, Any] | None = None
+    for name in sorted(layers, key=lambda n: (n.split("-", 1)[0], n)):
+        try:
+            layer = yaml.safe_load(layers[name]) or {}
+        except yaml.YAMLError as exc:
+            raise RockLayerError(f"the rock's layer {name} is not YAML: {exc}") from None
+        spec = (layer.get("services") or {}).get(APP_SERVICE) if isinstance(layer, dict) else None
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            raise RockLayerError(f"the rock's layer {name} has a malformed flask service")
+        service = _merge_service(service or {}, spec)
+    if not service or not isinstance(service.get("command"), str):
+        raise RockLayerError("the rock's layers define no flask service with a command")
+    return service
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,22 +388,42 @@ class FlaskApp:
         return RockCommand.parse(self.rock_service.get("command", ""))
 
     def command(self) -> str:
-        """Render the command the charm runs: the rock's, with our config file and worker class."""
+        """Render the command the charm runs: the rock's, with our config file and no `-k`."""
         rock = self.rock_command
         if not rock.runs_gunicorn:
             return shlex.join(rock.base) + (
                 f" [ {shlex.join(rock.default_args)} ]" if rock.default_args else ""
             )
-        return rock.render(self.config.worker_type)
+        return rock.render()
+
+    def environment(self) -> dict[str, str]:
+        """The app's whole environment: the rock's, then the charm's FLASK_* variables."""
+        rock_env = self.rock_service.get("environment") or {}
+        return {**rock_env, **environment(self.config, self.secret_key, self.base_url)}
+
+    def settings(self) -> dict[str, int | str]:
+        """Gunicorn settings the charm sets: the worker class and the operator's options.
+
+        The worker class is the operator's, else the rock's default (its `-k`, which the
+        command no longer carries): the same effective class renders the same file.
+        """
+        settings: dict[str, int | str] = dict(self.config.gunicorn_settings())
+        worker_class = self.config.worker_type or self.rock_command.default_worker
+        if worker_class is not None:
+            settings["worker_class"] = worker_class
+        return settings
 
     def gunicorn_config(self) -> str:
         """Content of `CHARM_GUNICORN_CONFIG`."""
-        return gunicorn_config(
-            self.rock_command.config_path, self.config.gunicorn_settings(), self.rock_service
-        )
+        managed = {k: v for k, v in self.environment().items() if k in CHARM_ENV_NAMES}
+        return gunicorn_config(self.rock_command.config_path, self.settings(), managed)
 
     def service(self) -> ops.pebble.ServiceDict:
-        """Render the `flask` service: the rock's own, with our command and environment."""
+        """Render the `flask` service: the rock's own, with our command.
+
+        The FLASK_* variables go through the config file (a reload), not Pebble's environment (a
+        restart), unless the rock's command does not run Gunicorn.
+        """
         service: dict[str, Any] = {
             key: value
             for key, value in self.rock_service.items()
@@ -271,16 +436,16 @@ class FlaskApp:
                 "summary": service.get("summary") or "Flask app served by Gunicorn",
                 "command": self.command(),
                 "startup": "enabled",
-                "environment": {
-                    **rock_env,
-                    **environment(self.config, self.secret_key, self.base_url),
-                },
+                "kill-delay": KILL_DELAY,
                 "on-check-failure": {
                     **(self.rock_service.get("on-check-failure") or {}),
                     APP_CHECK: "restart",
                 },
             }
         )
+        env = dict(rock_env) if self.rock_command.runs_gunicorn else self.environment()
+        if env:  # Pebble's plan leaves an empty environment out: so must we, to compare
+            service["environment"] = env
         return service  # type: ignore[return-value]  # a ServiceDict, built key by key
 
     def layer(self) -> ops.pebble.LayerDict:

@@ -35,17 +35,32 @@ def rock_service(container: WorkloadContainer) -> dict:
 
 
 def _apply_charm_layer(container: WorkloadContainer, rock_service: dict, options: dict) -> None:
+    """Apply what the charm computes, as `FlaskCharm._apply` does: only what differs."""
     client = ops.pebble.Client(socket_path=str(container.socket))
     app = workload.FlaskApp(rock_service, load(options), "s3cret", "http://flask-k8s.m:8000")
-    client.push(
-        workload.CHARM_GUNICORN_CONFIG,
-        app.gunicorn_config(),
-        make_dirs=True,
-        user_id=workload.DAEMON_UID,
-        group_id=workload.DAEMON_UID,
-    )
-    client.add_layer("flask-k8s", workload.pebble_layer(app), combine=True)
-    client.replan_services(timeout=60)
+    layer = workload.pebble_layer(app)
+    layer_changed = not workload.plan_has(client.get_plan().to_dict(), layer)
+    try:
+        conf_changed = client.pull(workload.CHARM_GUNICORN_CONFIG).read() != app.gunicorn_config()
+    except ops.pebble.PathError:
+        conf_changed = True
+    if conf_changed:
+        directory = workload.CHARM_GUNICORN_CONFIG.rsplit("/", 1)[0]
+        client.make_dir(directory, make_parents=True, permissions=0o755, user_id=0, group_id=0)
+        client.push(
+            workload.CHARM_GUNICORN_CONFIG,
+            app.gunicorn_config(),
+            permissions=0o640,
+            user_id=0,
+            group_id=workload.DAEMON_UID,
+        )
+    running = client.get_services([workload.APP_SERVICE])[0].is_running()
+    if layer_changed:
+        client.add_layer("flask-k8s", layer, combine=True)
+    if layer_changed or not running:
+        client.replan_services(timeout=60)
+    elif conf_changed:
+        client.send_signal("SIGHUP", [workload.APP_SERVICE])
 
 
 def _wait_for_master(expected_flag: str, timeout: float = 30.0) -> str:
@@ -64,6 +79,18 @@ def test_rock_layer_is_in_the_plan_before_the_charm_adds_one(rock_service: dict)
     assert rock_service["user"] == "_daemon_"
 
 
+def _worker_class_in_use(container: WorkloadContainer, expected: str, timeout: float = 30) -> str:
+    """The worker class gunicorn last reported ("Using worker: …"), once it is `expected`."""
+    found: list[str] = []
+
+    def using() -> bool:
+        found[:] = re.findall(r"Using worker: (\S+)", container.log_path.read_text())
+        return bool(found) and found[-1] == expected
+
+    rock_runner.wait_until(using, timeout)
+    return found[-1] if found else ""
+
+
 @pytest.mark.parametrize(
     ("worker_type", "expected"),
     [(None, "gevent"), ("sync", "sync"), ("gthread", "gthread"), ("gevent", "gevent")],
@@ -75,11 +102,21 @@ def test_charm_layer_runs_gunicorn_with_the_configured_worker_class(
 
     _apply_charm_layer(container, rock_service, options)
 
-    master = _wait_for_master(f"-k {expected}")
-    assert f"-c {workload.CHARM_GUNICORN_CONFIG}" in master
+    master = _wait_for_master("app:app")
+    assert f"-c {workload.CHARM_GUNICORN_CONFIG}" in master and " -k " not in master
     assert rock_runner.wait_for_http_ok("/", timeout=30)
-    logs = container.pebble("logs", "flask", "-n", "20").stdout
-    assert re.findall(r"Using worker: (\S+)", logs)[-1] == expected
+    assert _worker_class_in_use(container, expected) == expected
+
+
+def test_worker_class_changes_keep_the_master(container: WorkloadContainer, rock_service: dict):
+    _apply_charm_layer(container, rock_service, {})
+    master = rock_runner.gunicorn_master_pid()
+
+    for worker_type in ("sync", "gevent", "gthread"):
+        _apply_charm_layer(container, rock_service, {"worker-type": worker_type})
+        assert _worker_class_in_use(container, worker_type) == worker_type
+
+    assert rock_runner.gunicorn_master_pid() == master
 
 
 def test_charm_settings_and_environment_reach_the_app(
@@ -87,10 +124,18 @@ def test_charm_settings_and_environment_reach_the_app(
 ):
     _apply_charm_layer(container, rock_service, {"worker-type": "sync", "webserver-workers": 3})
 
-    master = _wait_for_master("-k sync")
-    assert master.endswith("-k sync")
     master_pid = rock_runner.gunicorn_master_pid()
     assert rock_runner.wait_for_http_ok("/", timeout=30)
     assert rock_runner.wait_for_worker_count(master_pid, 3)
     status, body = rock_runner.get("/secret-key-id")
     assert status == 200 and '"sha256":null' not in body.replace(" ", "")
+
+
+def test_charm_config_file_is_roots_and_not_world_readable(container: WorkloadContainer):
+    client = ops.pebble.Client(socket_path=str(container.socket))
+
+    (conf,) = client.list_files(workload.CHARM_GUNICORN_CONFIG, itself=True)
+    (directory,) = client.list_files("/flask/charm", itself=True)
+
+    assert (conf.user_id, conf.group_id, conf.permissions) == (0, workload.DAEMON_UID, 0o640)
+    assert (directory.user_id, directory.permissions) == (0, 0o755)

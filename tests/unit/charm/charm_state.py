@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import pathlib
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,22 @@ def rock_layer(command: str = ROCK_COMMAND) -> ops.pebble.Layer:
     )
 
 
+def app_env(out: testing.State) -> dict[str, str]:
+    """The FLASK_* variables the charm's Gunicorn config file gives the app ({} if none).
+
+    The charm delivers them in that file (a reload), not in the Pebble service (a restart).
+    """
+    flask_root = out.get_container("flask-app").mounts["flask"].source
+    config = pathlib.Path(flask_root) / "charm" / "gunicorn.conf.py"
+    if not config.exists():
+        return {}
+    prefix = "_os.environ.update("
+    for line in config.read_text().splitlines():
+        if line.startswith(prefix):
+            return ast.literal_eval(line[len(prefix) : -1])
+    return {}
+
+
 @dataclasses.dataclass
 class Calls:
     """What the charm did to the workload, recorded by wrapping `pebble_io`."""
@@ -68,12 +85,22 @@ def container(
 ) -> testing.Container:
     """Return the workload container: rock layer, gevent check, a persistent /flask/charm.
 
-    `app_dir` backs /flask/app (the rock's app, where migrate scripts live); `execs` adds
-    mocked commands (a migrate script's run).
+    `charm_dir` is `<dir>/flask/charm`: `<dir>/flask` backs /flask (so /flask/charm is a real
+    directory, as in a container), and the rock's layer file goes in `<dir>/rock-layers`, which
+    backs the image's /var/lib/pebble/default/layers. `app_dir` backs /flask/app (the rock's
+    app, where migrate scripts live); `execs` adds mocked commands (a migrate script's run).
     """
-    mounts = {"charm": testing.Mount(location="/flask/charm", source=charm_dir)}
-    if app_dir is not None:
-        mounts["app"] = testing.Mount(location="/flask/app", source=app_dir)
+    layers_dir = charm_dir.parent.parent / "rock-layers"
+    layers_dir.mkdir(exist_ok=True)
+    (layers_dir / "001-rock.yaml").write_text(rock_layer(command).to_yaml())
+    mounts = {
+        "flask": testing.Mount(location="/flask", source=charm_dir.parent),
+        "layers": testing.Mount(location="/var/lib/pebble/default/layers", source=layers_dir),
+    }
+    if app_dir is not None:  # in the /flask mount: a mount of its own would nest in that one
+        link = charm_dir.parent / "app"
+        if not link.is_symlink():
+            link.symlink_to(app_dir)
     return testing.Container(
         "flask-app",
         can_connect=can_connect,

@@ -76,6 +76,6 @@ def ctx() -> testing.Context[FlaskCharm]:
 @pytest.fixture
 def charm_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     """Backs /flask/charm so that the charm's pushed file survives between runs."""
-    path = tmp_path / "flask-charm"
-    path.mkdir()
+    path = tmp_path / "flask" / "charm"
+    path.mkdir(parents=True)
     return path

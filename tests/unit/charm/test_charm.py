@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import pathlib
 import shlex
@@ -17,6 +18,7 @@ from charm import FlaskCharm
 from tests.unit.charm.charm_state import (
     ROCK_COMMAND,
     STORM,
+    app_env,
     before_storm_step,
     container,
     state,
@@ -41,6 +43,18 @@ def flask_service(out: testing.State) -> ops.pebble.Service:
     return out.get_container("flask-app").plan.services["flask"]
 
 
+def rendered_setting(charm_dir: pathlib.Path, name: str) -> object:
+    """A Gunicorn setting as the charm's config file assigns it at top level (None: not set)."""
+    tree = ast.parse((charm_dir / "gunicorn.conf.py").read_text())
+    found = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            name
+        ]:
+            found = ast.literal_eval(node.value)
+    return found
+
+
 def run(ctx: testing.Context[FlaskCharm], event_name: str, st: testing.State) -> testing.State:
     """Run an event by name against a state."""
     if event_name == "pebble_ready":
@@ -60,14 +74,17 @@ def test_pebble_ready_renders_whole_layer(ctx, charm_dir):
         "startup": "enabled",
         "after": ["statsd-exporter"],
         "user": "_daemon_",
-        "command": "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k [ sync ]",
-        "environment": {
-            "FLASK_PREFERRED_URL_SCHEME": "HTTPS",
-            "FLASK_SECRET_KEY": KEY,
-            "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
-        },
+        "command": "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app",
+        "kill-delay": "35s",  # beyond Gunicorn's graceful_timeout (30 s)
         "on-check-failure": {"flask-ready": "restart"},
     }
+    assert app_env(out) == {
+        "FLASK_PREFERRED_URL_SCHEME": "HTTPS",
+        "FLASK_SECRET_KEY": KEY,
+        "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
+    }
+    assert rendered_setting(charm_dir, "worker_class") == "sync"
+    assert rendered_setting(charm_dir, "graceful_timeout") == 30
     assert plan["checks"] == {
         "flask-ready": {
             "override": "replace",
@@ -105,7 +122,7 @@ def test_pebble_ready_writes_gunicorn_config_running_rock_config(ctx, charm_dir)
 
     content = (charm_dir / "gunicorn.conf.py").read_text()
     assert "_rock_config = '/flask/gunicorn.conf.py'" in content
-    assert content.endswith("workers = 3\n")
+    assert rendered_setting(charm_dir, "workers") == 3
 
 
 EVENTS = [
@@ -170,8 +187,9 @@ def test_config_worker_type_sets_gunicorn_worker_class(ctx, charm_dir, worker):
     out = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": worker}))
 
     assert flask_service(out).command == (
-        f"/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k {worker}"
+        "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app"
     )
+    assert rendered_setting(charm_dir, "worker_class") == worker
     assert out.unit_status == testing.ActiveStatus("")
 
 
@@ -181,7 +199,8 @@ def test_config_worker_type_unset_keeps_rock_default(ctx, charm_dir):
 
     out = run(ctx, "config_changed", st)
 
-    assert flask_service(out).command.endswith("app:app -k [ gevent ]")
+    assert flask_service(out).command.endswith("app:app")
+    assert rendered_setting(charm_dir, "worker_class") == "gevent"
     assert ctx.exec_history == {}
 
 
@@ -190,12 +209,14 @@ def test_rock_command_without_worker_group_still_works(ctx, charm_dir):
     st = settled_state(charm_dir, containers={container(charm_dir, command=command)})
 
     unset = run(ctx, "config_changed", st)
-    (charm_dir / "gunicorn.conf.py").unlink()
-    chosen = run(ctx, "config_changed", settled_state(charm_dir, config={"worker-type": "sync"}))
+    unset_class = rendered_setting(charm_dir, "worker_class")
+    chosen = run(ctx, "config_changed", _with_config(unset, {"worker-type": "sync"}))
 
     expected = "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py 'app:create_app()'"
     assert flask_service(unset).command == expected
-    assert flask_service(chosen).command.endswith("app:app -k sync")
+    assert unset_class is None  # Gunicorn's own default (or the rock's config file) decides
+    assert flask_service(chosen).command == expected
+    assert rendered_setting(charm_dir, "worker_class") == "sync"
 
 
 def test_config_gevent_without_gevent_in_rock_blocks(ctx, charm_dir):
@@ -277,8 +298,8 @@ def test_config_flask_options_reach_environment(ctx, charm_dir):
 
     out = run(ctx, "config_changed", settled_state(charm_dir, config=config))
 
-    env = flask_service(out).environment
-    assert env == {
+    assert flask_service(out).environment == {}  # a change to them is a reload, not a restart
+    assert app_env(out) == {
         "FLASK_ENV": "production",
         "FLASK_DEBUG": "false",
         "FLASK_PERMANENT_SESSION_LIFETIME": "3600",
@@ -297,17 +318,40 @@ def test_config_timeout_change_reloads_without_restart(ctx, charm_dir, calls):
     out = run(ctx, "config_changed", _with_config(settled, {"webserver-timeout": 120}))
 
     assert calls.log == ["push", "reload"]
-    assert (charm_dir / "gunicorn.conf.py").read_text().endswith("timeout = 120\n")
+    assert rendered_setting(charm_dir, "timeout") == 120
     assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
 
 
-def test_config_worker_type_change_restarts_once(ctx, charm_dir, calls):
+def test_config_worker_type_change_reloads_without_restart(ctx, charm_dir, calls):
     settled = run(ctx, "pebble_ready", settled_state(charm_dir))
     calls.clear()
 
-    run(ctx, "config_changed", _with_config(settled, {"worker-type": "gthread"}))
+    out = run(ctx, "config_changed", _with_config(settled, {"worker-type": "gthread"}))
 
-    assert calls.log == ["restart"]
+    assert calls.log == ["push", "reload"]
+    assert rendered_setting(charm_dir, "worker_class") == "gthread"
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
+
+
+def test_config_worker_type_same_as_rock_default_touches_nothing(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))  # the rock's `-k [ sync ]`
+    calls.clear()
+
+    out = run(ctx, "config_changed", _with_config(settled, {"worker-type": "sync"}))
+
+    assert calls.log == []
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
+
+
+def test_config_flask_option_change_reloads_without_restart(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    calls.clear()
+
+    out = run(ctx, "config_changed", _with_config(settled, {"flask-env": "staging"}))
+
+    assert calls.log == ["push", "reload"]
+    assert app_env(out)["FLASK_ENV"] == "staging"
+    assert out.get_container("flask-app").plan == settled.get_container("flask-app").plan
 
 
 def test_fresh_container_rereads_rock_command_and_starts(ctx, charm_dir, calls):
@@ -319,7 +363,8 @@ def test_fresh_container_rereads_rock_command_and_starts(ctx, charm_dir, calls):
 
     out = run(ctx, "pebble_ready", dataclasses.replace(settled, containers={fresh}))
 
-    assert flask_service(out).command.endswith("wsgi:app -k sync")
+    assert flask_service(out).command.endswith("wsgi:app")
+    assert rendered_setting(charm_dir, "worker_class") == "sync"
     assert calls.log == ["push", "start"]
 
 
@@ -330,12 +375,12 @@ def test_lost_charm_state_recovers_rock_command_from_container(ctx, charm_dir, c
 
     out = run(ctx, "config_changed", _with_config(forgetful, {}))
 
-    assert flask_service(out).command.endswith("app:app -k [ sync ]")
-    assert "/flask/charm/gunicorn.conf.py" in flask_service(out).command
-    assert calls.log == ["restart"]
+    assert flask_service(out).command.endswith("-c /flask/charm/gunicorn.conf.py app:app")
+    assert rendered_setting(charm_dir, "worker_class") == "sync"  # the rock's, from its layer
+    assert calls.log == ["push", "reload"]
 
 
-def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, charm_dir, calls):
+def test_storm_starts_once_and_reloads_for_timeout_and_worker(ctx, charm_dir, calls):
     peer = testing.PeerRelation("secret-storage")
     st = state(charm_dir, leader=False, relations={peer})
     st = dataclasses.replace(st, containers={container(charm_dir, can_connect=False)})
@@ -356,7 +401,7 @@ def test_storm_starts_once_reloads_for_timeout_restarts_once_for_worker(ctx, cha
         [],
         [],  # config-changed with nothing changed
         ["push", "reload"],  # webserver-timeout: graceful reload
-        ["restart"],  # worker-type: exactly one restart
+        ["push", "reload"],  # worker-type: graceful reload too
     ]
     assert ctx.exec_history == {}
     assert st.unit_status == testing.ActiveStatus("")
@@ -425,3 +470,137 @@ def test_reconcile_opens_the_app_port(ctx, charm_dir):
     out = run(ctx, "config_changed", state(charm_dir))
 
     assert out.opened_ports == {testing.TCPPort(8000)}
+
+
+# -- what runs, and as whom, comes only from the rock ------------------------------------------
+
+
+@pytest.fixture
+def pebble_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict[str, Any]]]:
+    """Record every file push and mkdir the charm asks the (testing) Pebble for, with owners.
+
+    The testing Pebble writes files as the test's user, so ownership is checked on the request.
+    """
+    from ops._private.harness import _TestingPebbleClient
+
+    record: list[tuple[str, str, dict[str, Any]]] = []
+    push, make_dir = _TestingPebbleClient.push, _TestingPebbleClient.make_dir
+
+    def spy_push(self: Any, path: str, source: Any, **kwargs: Any) -> None:
+        record.append(("push", path, {k: v for k, v in kwargs.items() if v is not None}))
+        push(self, path, source, **kwargs)
+
+    def spy_make_dir(self: Any, path: str, **kwargs: Any) -> None:
+        record.append(("make_dir", path, {k: v for k, v in kwargs.items() if v is not None}))
+        make_dir(self, path, **kwargs)
+
+    monkeypatch.setattr(_TestingPebbleClient, "push", spy_push)
+    monkeypatch.setattr(_TestingPebbleClient, "make_dir", spy_make_dir)
+    return record
+
+
+TAMPERED = (
+    '# rock-flask-service: {"command": "/bin/sh -c \'id > /pwned\'", "user": "root"}\n'
+    "raw_env = ['FLASK_SECRET_KEY=stolen']\n"
+)
+
+
+def test_tampered_config_file_with_lost_state_never_changes_what_runs(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    before = flask_service(settled).to_dict()
+    (charm_dir / "gunicorn.conf.py").write_text(TAMPERED)  # the app's user rewrote it
+    forgetful = dataclasses.replace(settled, stored_states=set())
+    calls.clear()
+
+    out = run(ctx, "config_changed", forgetful)
+
+    assert flask_service(out).to_dict() == before
+    assert flask_service(out).user == "_daemon_"
+    content = (charm_dir / "gunicorn.conf.py").read_text()
+    assert "pwned" not in content and "stolen" not in content
+    assert calls.log == ["push", "reload"]  # the charm's own file again, nothing restarted
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_lost_state_rederives_the_rock_service_from_its_layer_files(ctx, charm_dir):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    layer_file = charm_dir.parent.parent / "rock-layers" / "001-rock.yaml"
+    # Only the layer files say what the rock runs: a different (image) command is believed.
+    layer_file.write_text(layer_file.read_text().replace("'app:app'", "'wsgi:app'"))
+    forgetful = dataclasses.replace(settled, stored_states=set())
+
+    out = run(ctx, "config_changed", forgetful)
+
+    assert flask_service(out).command.endswith("gunicorn.conf.py wsgi:app")
+    assert flask_service(out).user == "_daemon_"
+
+
+@pytest.mark.parametrize("damage", ["missing", "app-writable"])
+def test_lost_state_without_trustworthy_rock_layers_blocks_and_keeps_the_app(
+    ctx, charm_dir, calls, damage
+):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    layer_file = charm_dir.parent.parent / "rock-layers" / "001-rock.yaml"
+    if damage == "missing":
+        layer_file.unlink()
+    else:
+        layer_file.chmod(0o666)
+    forgetful = dataclasses.replace(settled, stored_states=set())
+    calls.clear()
+
+    out = run(ctx, "config_changed", forgetful)
+
+    assert out.unit_status == testing.BlockedStatus(
+        "cannot recover the rock's flask service: the rock's layers define no flask service "
+        "with a command"
+    )
+    assert calls.log == []
+    assert flask_service(out) == flask_service(settled)
+
+
+def test_pushed_config_file_is_roots_and_readable_by_the_app_group_only(
+    ctx, charm_dir, pebble_writes
+):
+    charm_dir.rmdir()  # a fresh container: the charm creates /flask/charm itself
+
+    run(ctx, "pebble_ready", settled_state(charm_dir))
+
+    root_dir = {"make_parents": True, "permissions": 0o755, "user_id": 0, "group_id": 0}
+    app_group_readable = {"permissions": 0o640, "user_id": 0, "group_id": 584792}
+    assert pebble_writes == [
+        ("make_dir", "/flask/charm", root_dir),
+        (
+            "push",
+            "/flask/charm/gunicorn.conf.py",
+            {"encoding": "utf-8", "make_dirs": False, **app_group_readable},
+        ),
+    ]
+    assert charm_dir.stat().st_mode & 0o777 == 0o755
+    assert (charm_dir / "gunicorn.conf.py").stat().st_mode & 0o777 == 0o640
+
+
+def test_app_writable_charm_directory_is_replaced_by_roots(ctx, charm_dir, pebble_writes):
+    charm_dir.chmod(0o777)  # e.g. made by the app's user, or by an older charm revision
+    (charm_dir / "gunicorn.conf.py").write_text(TAMPERED)
+
+    out = run(ctx, "pebble_ready", settled_state(charm_dir))
+
+    assert [(kind, path) for kind, path, _ in pebble_writes] == [
+        ("make_dir", "/flask/charm"),
+        ("push", "/flask/charm/gunicorn.conf.py"),
+    ]
+    assert charm_dir.stat().st_mode & 0o777 == 0o755
+    assert "pwned" not in (charm_dir / "gunicorn.conf.py").read_text()
+    assert out.unit_status == testing.ActiveStatus("")
+
+
+def test_app_writable_config_file_is_written_afresh(ctx, charm_dir, calls):
+    settled = run(ctx, "pebble_ready", settled_state(charm_dir))
+    # same content, but the app could change it (as left by an older revision)
+    (charm_dir / "gunicorn.conf.py").chmod(0o666)
+    calls.clear()
+
+    run(ctx, "upgrade_charm", settled)
+
+    assert calls.log == ["push", "reload"]
+    assert (charm_dir / "gunicorn.conf.py").stat().st_mode & 0o777 == 0o640

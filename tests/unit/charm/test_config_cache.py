@@ -11,7 +11,7 @@ from ops import testing
 
 import config
 import config_cache
-from tests.unit.charm.charm_state import state
+from tests.unit.charm.charm_state import app_env, state
 
 RAW_CONFIGS = [
     {},
@@ -55,8 +55,7 @@ def test_no_secret_key_in_stored_state(ctx, charm_dir: pathlib.Path):
     out = ctx.run(ctx.on.config_changed(), state(charm_dir, config={"flask-secret-key": "s3cret"}))
     again = ctx.run(ctx.on.config_changed(), out)
 
-    env = again.get_container("flask-app").plan.services["flask"].environment
-    assert env["FLASK_SECRET_KEY"] == "s3cret"  # served from the cache, by reference
+    assert app_env(again)["FLASK_SECRET_KEY"] == "s3cret"  # served from the cache, by reference
     assert "s3cret" not in repr([s.content for s in again.stored_states])
 
 

@@ -10,7 +10,7 @@ import pytest
 from ops import testing
 
 from charms.flask_k8s.v0.ingress import IngressRequirer
-from tests.unit.charm.charm_state import state
+from tests.unit.charm.charm_state import app_env, state
 
 URL = "http://ingress.example/shop-flask-k8s"
 JUJU_KEYS = {"egress-subnets", "ingress-address", "private-address"}
@@ -74,7 +74,7 @@ def test_ingress_url_reaches_env_and_status(ctx, charm_dir):
 
     out = ctx.run(ctx.on.relation_changed(rel), state(charm_dir, relations={rel}))
 
-    env = out.get_container("flask-app").plan.services["flask"].environment
+    env = app_env(out)
     assert env["FLASK_BASE_URL"] == URL
     assert out.unit_status == testing.ActiveStatus(f"serving at {URL}")
 
@@ -85,7 +85,7 @@ def test_ingress_broken_forgets_url(ctx, charm_dir):
 
     out = ctx.run(ctx.on.relation_broken(served.get_relation(rel.id)), served)
 
-    env = out.get_container("flask-app").plan.services["flask"].environment
+    env = app_env(out)
     assert env["FLASK_BASE_URL"] == "http://flask-k8s.shop:8000"
     assert out.unit_status == testing.ActiveStatus("")
 
@@ -99,7 +99,7 @@ def test_ingress_malformed_provider_data_means_no_url(ctx, charm_dir, data):
 
     out = ctx.run(ctx.on.relation_changed(rel), state(charm_dir, relations={rel}))
 
-    env = out.get_container("flask-app").plan.services["flask"].environment
+    env = app_env(out)
     assert env["FLASK_BASE_URL"] == "http://flask-k8s.shop:8000"
     assert out.unit_status == testing.BlockedStatus(
         "ignoring ingress: malformed `ingress` from traefik (see juju debug-log)"

@@ -17,7 +17,7 @@ import migration_protocol as protocol
 import migrations
 import pebble_io
 from charm import FlaskCharm
-from tests.unit.charm.charm_state import container, state
+from tests.unit.charm.charm_state import app_env, container, state
 
 KEY = "the-generated-key"
 MIGRATE_PY = ("/bin/python3", "/flask/app/migrate.py")
@@ -136,8 +136,7 @@ def test_migration_runs_as_rock_user_in_app_dir_with_app_env_and_timeout(ctx, ch
     assert run.command[-2:] == list(MIGRATE_PY)
     assert (run.user, run.working_dir) == ("_daemon_", "/flask/app")
     assert run.timeout == 42 + pebble_io.BACKSTOP  # the supervisor kills at 42 s
-    service_env = out.get_container("flask-app").plan.services["flask"].environment
-    assert run.environment == service_env
+    assert run.environment == app_env(out)
     assert run.environment["FLASK_SECRET_KEY"] == KEY
     assert run.environment["FLASK_ENV"] == "prod"
 

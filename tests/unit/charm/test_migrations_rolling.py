@@ -66,7 +66,7 @@ class Cluster:
 
     def new_pod(self, n: int, code: str) -> None:
         """A fresh pod for unit n running image `code` (the charm's stored state survives)."""
-        charm_dir = self.root / f"pod-{n}-{code}"
+        charm_dir = self.root / f"pod-{n}-{code}" / "flask" / "charm"
         charm_dir.mkdir(parents=True)
         execs = (testing.Exec(MIGRATE_PY, return_code=self.return_code, stderr="boom\n"),)
         box = container(charm_dir, app_dir=self.image(code), execs=execs)

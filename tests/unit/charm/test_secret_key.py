@@ -7,12 +7,11 @@ import dataclasses
 import pytest
 from ops import testing
 
-from tests.unit.charm.charm_state import state
+from tests.unit.charm.charm_state import app_env, state
 
 
 def secret_key_env(out: testing.State) -> str | None:
-    service = out.get_container("flask-app").plan.services.get("flask")
-    return service.environment.get("FLASK_SECRET_KEY") if service else None
+    return app_env(out).get("FLASK_SECRET_KEY")
 
 
 def test_leader_elected_generates_key_into_app_secret(ctx, charm_dir):
@@ -55,7 +54,7 @@ def test_non_leader_uses_leaders_key(ctx, charm_dir):
     assert secret_key_env(out) == "shared"
 
 
-def test_peer_relation_changed_after_rotation_restarts_with_new_key(ctx, charm_dir, calls):
+def test_peer_relation_changed_after_rotation_reloads_with_new_key(ctx, charm_dir, calls):
     secret = testing.Secret(tracked_content={"value": "old"}, owner="app")
     peer = testing.PeerRelation("secret-storage", local_app_data={"secret-key-id": secret.id})
     st = state(charm_dir, leader=False, relations={peer}, secrets={secret})
@@ -74,7 +73,7 @@ def test_peer_relation_changed_after_rotation_restarts_with_new_key(ctx, charm_d
     )
 
     assert secret_key_env(out) == "new"
-    assert calls.log == ["restart"]
+    assert calls.log == ["push", "reload"]
 
 
 def test_config_secret_key_overrides_generated(ctx, charm_dir):
@@ -127,7 +126,7 @@ def test_config_both_secret_options_block(ctx, charm_dir):
     )
 
 
-def test_rotate_secret_key_on_leader_sets_new_content_and_restarts(ctx, charm_dir, calls):
+def test_rotate_secret_key_on_leader_sets_new_content_and_reloads(ctx, charm_dir, calls):
     settled = ctx.run(ctx.on.leader_elected(), state(charm_dir))
     old = secret_key_env(settled)
     calls.clear()
@@ -139,10 +138,10 @@ def test_rotate_secret_key_on_leader_sets_new_content_and_restarts(ctx, charm_di
     secret = out.get_secret(id=peer.local_app_data["secret-key-id"])
     assert new and new != old
     assert (secret.latest_content or {})["value"] == new
-    assert calls.log == ["restart"]
+    assert calls.log == ["push", "reload"]
     assert peer.local_app_data["secret-key-generation"] == "1"
     assert ctx.action_results == {
-        "result": "secret key rotated; every unit restarts the app with it"
+        "result": "secret key rotated; every unit reloads the app with it"
     }
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import sys
+import types
 
 import pytest
+import yaml
 
 import config
 import workload
@@ -42,38 +45,44 @@ def test_rock_command_parse_finds_config_and_default_worker(command, config_path
     assert (rock.config_path, rock.default_worker) == (config_path, worker)
 
 
-def test_rock_command_render_unset_worker_keeps_default_group():
-    rendered = RockCommand.parse(EXTENSION).render(None)
+def test_rock_command_render_drops_the_worker_group_for_the_config_file():
+    rendered = RockCommand.parse(EXTENSION).render()
 
-    assert rendered == (
-        "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k [ sync ]"
-    )
-
-
-@pytest.mark.parametrize("worker", ["sync", "gevent", "gthread"])
-def test_rock_command_render_worker_replaces_default_group(worker):
-    rendered = RockCommand.parse(EXTENSION).render(worker)
-
-    assert (
-        rendered
-        == f"/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app -k {worker}"
-    )
+    assert rendered == "/bin/python3 -m gunicorn -c /flask/charm/gunicorn.conf.py app:app"
 
 
 def test_rock_command_render_keeps_entrypoint_quoted():
-    rock = RockCommand.parse("/bin/python3 -m gunicorn -c /c.py 'pkg.wsgi:create_app(\"x\")'")
+    rock = RockCommand.parse(
+        "/bin/python3 -m gunicorn -c /c.py 'pkg.wsgi:create_app(\"x\")' -k sync"
+    )
 
-    assert rock.render("sync").split(" -c ")[1] == (
-        "/flask/charm/gunicorn.conf.py 'pkg.wsgi:create_app(\"x\")' -k sync"
+    assert rock.render().split(" -c ")[1] == (
+        "/flask/charm/gunicorn.conf.py 'pkg.wsgi:create_app(\"x\")'"
     )
 
 
-def test_rock_command_render_replaces_glued_worker_and_keeps_other_defaults():
+def test_rock_command_render_drops_glued_worker_and_keeps_other_defaults():
     rock = RockCommand.parse("gunicorn -kgevent app:app [ --bind 0.0.0.0:8000 ]")
 
-    assert rock.render("sync") == (
-        "gunicorn app:app -c /flask/charm/gunicorn.conf.py -k sync [ --bind 0.0.0.0:8000 ]"
+    assert rock.render() == (
+        "gunicorn app:app -c /flask/charm/gunicorn.conf.py [ --bind 0.0.0.0:8000 ]"
     )
+
+
+@pytest.mark.parametrize(
+    ("worker_type", "expected"), [(None, "sync"), ("sync", "sync"), ("gevent", "gevent")]
+)
+def test_flask_app_worker_class_is_the_operators_else_the_rocks(worker_type, expected):
+    raw = {"worker-type": worker_type} if worker_type else {}
+
+    assert app(raw).settings()["worker_class"] == expected
+
+
+def test_flask_app_same_effective_worker_class_renders_the_same_file_and_service():
+    unset, same = app(), app({"worker-type": "sync"})  # the rock's default is sync
+
+    assert unset.gunicorn_config() == same.gunicorn_config()
+    assert unset.service() == same.service()
 
 
 @pytest.mark.parametrize("command", ["", "gunicorn 'unterminated"])
@@ -119,11 +128,36 @@ def test_environment_leaves_unset_options_out():
     }
 
 
-def test_flask_app_service_merges_rock_environment_under_ours():
-    service = app(environment={"LANG": "C.UTF-8", "FLASK_SECRET_KEY": "rock"}).service()
+def test_flask_app_environment_merges_rock_environment_under_ours():
+    flask = app(environment={"LANG": "C.UTF-8", "FLASK_SECRET_KEY": "rock"})
 
-    assert service.get("environment", {})["LANG"] == "C.UTF-8"
+    assert flask.environment()["LANG"] == "C.UTF-8"
+    assert flask.environment()["FLASK_SECRET_KEY"] == "k"
+    # The service keeps only the rock's: ours go through the config file (a reload).
+    assert flask.service().get("environment") == {"LANG": "C.UTF-8", "FLASK_SECRET_KEY": "rock"}
+
+
+def test_flask_app_non_gunicorn_command_gets_env_through_pebble():
+    service = app(command="/bin/flask run -p 8000").service()
+
     assert service.get("environment", {})["FLASK_SECRET_KEY"] == "k"
+
+
+def test_gunicorn_config_sets_app_env_and_removes_unset_charm_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASK_DEBUG", "true")  # left by an earlier load of the file
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    rock_conf = tmp_path / "rock.conf.py"
+    rock_conf.write_text("timeout = 30\n")
+    content = app({"flask-env": "prod"}).gunicorn_config()
+    ours = tmp_path / "charm.conf.py"
+    ours.write_text(content.replace("/flask/gunicorn.conf.py", str(rock_conf)))
+
+    runpy.run_path(str(ours))
+
+    assert os.environ["FLASK_ENV"] == "prod"
+    assert os.environ["FLASK_SECRET_KEY"] == "k"
+    assert "FLASK_DEBUG" not in os.environ
+    assert os.environ["LANG"] == "C.UTF-8"  # not the charm's to remove
 
 
 def test_flask_app_non_gunicorn_command_is_kept_verbatim():
@@ -143,7 +177,7 @@ def test_pebble_layer_restarts_app_on_failed_ready_check():
 def test_gunicorn_config_execs_rock_config_then_sets_chosen_settings(tmp_path):
     rock_conf = tmp_path / "rock.conf.py"
     rock_conf.write_text('bind = ["0.0.0.0:8000"]\nworkers = 1\ntimeout = 30\n')
-    content = workload.gunicorn_config(str(rock_conf), {"workers": 4}, ROCK_SERVICE)
+    content = workload.gunicorn_config(str(rock_conf), {"workers": 4})
     ours = tmp_path / "charm.conf.py"
     ours.write_text(content)
 
@@ -165,7 +199,7 @@ def test_gunicorn_config_defaults_workers_from_the_cpu_quota(tmp_path, cpu_max, 
     quota.write_text(cpu_max + "\n")
     rock_conf = tmp_path / "rock.conf.py"
     rock_conf.write_text("timeout = 30\n")
-    content = workload.gunicorn_config(str(rock_conf), {}, ROCK_SERVICE)
+    content = workload.gunicorn_config(str(rock_conf), {})
     ours = tmp_path / "charm.conf.py"
     ours.write_text(content.replace("/sys/fs/cgroup/cpu.max", str(quota)))
 
@@ -173,7 +207,7 @@ def test_gunicorn_config_defaults_workers_from_the_cpu_quota(tmp_path, cpu_max, 
 
 
 def test_gunicorn_config_without_quota_uses_the_cpus_it_may_run_on(tmp_path):
-    content = workload.gunicorn_config(None, {}, ROCK_SERVICE)
+    content = workload.gunicorn_config(None, {})
     ours = tmp_path / "charm.conf.py"
     ours.write_text(content.replace("/sys/fs/cgroup/cpu.max", str(tmp_path / "missing")))
 
@@ -185,20 +219,36 @@ def test_gunicorn_config_keeps_the_rocks_own_worker_count(tmp_path):
     rock_conf = tmp_path / "rock.conf.py"
     rock_conf.write_text("workers = 2\n")
     ours = tmp_path / "charm.conf.py"
-    ours.write_text(workload.gunicorn_config(str(rock_conf), {}, ROCK_SERVICE))
+    ours.write_text(workload.gunicorn_config(str(rock_conf), {}))
 
     assert runpy.run_path(str(ours))["workers"] == 2
 
 
-def test_gunicorn_config_records_rock_service_for_recovery():
-    content = app({"webserver-timeout": 5}).gunicorn_config()
+def test_rock_service_from_layers_combines_layer_files_in_order():
+    base = {"services": {"flask": ROCK_SERVICE, "other": {"command": "x"}}}
+    extra = {"services": {"flask": {"override": "merge", "environment": {"A": "1"}}}}
+    layers = {"002-extra.yaml": yaml.safe_dump(extra), "001-rock.yaml": yaml.safe_dump(base)}
 
-    assert workload.rock_service_from_config(content) == ROCK_SERVICE
-    assert content.endswith("timeout = 5\n")
+    service = workload.rock_service_from_layers(layers)
+
+    assert service == {**ROCK_SERVICE, "environment": {"A": "1"}}
 
 
-def test_rock_service_from_config_without_marker_is_none():
-    assert workload.rock_service_from_config("workers = 2\n") is None
+def test_rock_service_from_layers_replace_starts_over():
+    first = {"services": {"flask": {**ROCK_SERVICE, "environment": {"A": "1"}}}}
+    second = {"services": {"flask": {"override": "replace", "command": "gunicorn app:app"}}}
+    layers = {"001-a.yaml": yaml.safe_dump(first), "002-b.yaml": yaml.safe_dump(second)}
+
+    assert workload.rock_service_from_layers(layers) == second["services"]["flask"]
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [{}, {"001-a.yaml": "services: {other: {command: x}}"}, {"001-a.yaml": "services: ["}],
+)
+def test_rock_service_from_layers_without_flask_service_raises(layers):
+    with pytest.raises(workload.RockLayerError):
+        workload.rock_service_from_layers(layers)
 
 
 def test_config_load_maps_gunicorn_settings_to_gunicorn_names():
@@ -221,3 +271,98 @@ def test_config_load_empty_strings_mean_unset():
     cfg = config.load({"flask-env": "", "flask-secret-key": "", "flask-application-root": ""})
 
     assert (cfg.flask_env, cfg.flask_secret_key, cfg.flask_application_root) == (None,) * 3
+
+
+# -- per-worker hooks: the gevent yield, the rock's own hooks ----------------------------------
+
+
+class _Log:
+    def info(self, *_: object) -> None:
+        pass
+
+
+class _Cfg:
+    worker_class_str = "test"
+
+
+def _worker(module: str) -> object:
+    """A stand-in worker whose class lives in `module`, as Gunicorn's worker classes do."""
+    cls = type("Worker", (), {"__module__": module, "log": _Log(), "cfg": _Cfg()})
+    return cls()
+
+
+def _load_hooks(tmp_path, rock_conf_text: str, timer_yield: bool = True) -> dict[str, object]:
+    """Load the charm's config file as Gunicorn does, over a rock config file."""
+    rock_conf = tmp_path / "rock.conf.py"
+    rock_conf.write_text(rock_conf_text)
+    ours = tmp_path / "charm.conf.py"
+    ours.write_text(workload.gunicorn_config(str(rock_conf), {}, timer_yield=timer_yield))
+    return runpy.run_path(str(ours))
+
+
+ROCK_HOOKS = """
+calls = []
+
+def post_worker_init(worker):
+    calls.append("post_worker_init")
+
+def post_request(worker, req):
+    calls.append(("post_request", req))
+"""
+
+
+@pytest.fixture
+def gevent_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record gevent.sleep calls (a stand-in module: the hooks import it at worker start)."""
+    sleeps: list[float] = []
+    fake = types.ModuleType("gevent")
+    fake.sleep = sleeps.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gevent", fake)
+    return sleeps
+
+
+def test_gevent_worker_yields_after_each_request_after_the_rocks_hook(tmp_path, gevent_sleeps):
+    hooks = _load_hooks(tmp_path, ROCK_HOOKS)
+    worker = _worker("gunicorn.workers.ggevent")
+
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    for req in ("a", "b"):
+        hooks["post_request"](worker, req, {}, None)  # type: ignore[operator]
+
+    assert hooks["calls"] == ["post_worker_init", ("post_request", "a"), ("post_request", "b")]
+    assert gevent_sleeps == [1e-6, 1e-6]
+
+
+@pytest.mark.parametrize("module", ["gunicorn.workers.sync", "gunicorn.workers.gthread"])
+def test_sync_and_gthread_workers_never_yield(tmp_path, gevent_sleeps, module):
+    hooks = _load_hooks(tmp_path, ROCK_HOOKS)
+    worker = _worker(module)
+
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    hooks["post_request"](worker, "a", {}, None)  # type: ignore[operator]
+
+    assert hooks["calls"] == ["post_worker_init", ("post_request", "a")]
+    assert gevent_sleeps == []
+
+
+def test_reloaded_config_file_runs_the_rocks_post_request_once(tmp_path, gevent_sleeps):
+    first = _load_hooks(tmp_path, ROCK_HOOKS)
+    reloaded = runpy.run_path(str(tmp_path / "charm.conf.py"))  # what SIGHUP does: a fresh load
+    worker = _worker("gunicorn.workers.ggevent")
+
+    reloaded["post_worker_init"](worker)  # type: ignore[operator]
+    reloaded["post_request"](worker, "a", {}, None)  # type: ignore[operator]
+
+    assert reloaded["calls"] == ["post_worker_init", ("post_request", "a")]
+    assert first["calls"] == []
+    assert gevent_sleeps == [1e-6]
+
+
+def test_gevent_yield_off_for_the_bench(tmp_path, gevent_sleeps):
+    hooks = _load_hooks(tmp_path, "", timer_yield=False)
+    worker = _worker("gunicorn.workers.ggevent")
+
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    hooks["post_request"](worker, "a", {}, None)  # type: ignore[operator]
+
+    assert gevent_sleeps == []
