@@ -147,10 +147,9 @@ class FlaskCharm(ops.CharmBase):
         self.unit.set_ports(workload.APP_PORT)  # the app's port on the Kubernetes service
         self.ingress.publish()
         self.observability.publish()
-        if self.unit.is_leader():
-            self.migrations.coordinate(self._migration_timeout())
         container = self.unit.get_container(CONTAINER)
         try:
+            self.migrations.coordinate(container)  # every hook: the leader arbitrates
             app = self._desired_app(container)
             self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
             self._apply(container, app)
@@ -194,14 +193,6 @@ class FlaskCharm(ops.CharmBase):
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
         return workload.FlaskApp(rock_service, cfg, key, base_url)
-
-    def _migration_timeout(self) -> int:
-        from config import DEFAULT_MIGRATION_TIMEOUT, InvalidConfigError
-
-        try:
-            return self._load_config().migration_timeout
-        except InvalidConfigError:
-            return DEFAULT_MIGRATION_TIMEOUT
 
     def _load_config(self) -> FlaskConfig:
         """The validated config, parsed once per hook (InvalidConfigError if it is invalid)."""
