@@ -7,6 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 from typing import Any
 
 import ops
@@ -624,3 +625,33 @@ def test_code_behind_a_migrated_newer_code_is_superseded():
     assert protocol.decide(board, me="app/0", code="c2", pod="p", leads=True).kind == (
         "superseded"
     )
+
+
+def test_supervisor_killed_takes_the_script_and_its_children_with_it(tmp_path):
+    # As when the charm container restarts mid-run: only the supervisor is killed.
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 600 & echo $! > {pid_file}; wait"
+    argv = pebble_io.supervised(sys.executable, ["bash", "-c", script], 600)
+    supervisor = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = _wait_for_pid(pid_file)
+
+    supervisor.kill()
+    supervisor.wait()
+
+    assert _wait_dead(child), "the script's child outlived the supervisor"
+
+
+def _wait_for_pid(path: pathlib.Path) -> int:
+    for _ in range(300):
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+def _wait_dead(pid: int) -> bool:
+    for _ in range(200):  # the guardian checks every GUARD_PERIOD s
+        if _proc_state(pid) in ("gone", "Z"):
+            return True
+        time.sleep(0.05)
+    return False

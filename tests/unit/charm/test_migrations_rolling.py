@@ -16,6 +16,7 @@ import ops
 import pytest
 from ops import testing
 
+import migrations
 import pebble_io
 from charm import FlaskCharm
 from tests.unit.charm.charm_state import container
@@ -54,6 +55,7 @@ class Cluster:
         # Timeline: (unit, event, image, flask running after); runs appear as "migrate".
         self.events: list[tuple[int, str, str, bool]] = []
         self._running_unit: int | None = None
+        self.pods = 0
 
     def image(self, code: str) -> pathlib.Path:
         """The app's files in image `code`: each image has its own migrate.py."""
@@ -66,10 +68,16 @@ class Cluster:
 
     def new_pod(self, n: int, code: str) -> None:
         """A fresh pod for unit n running image `code` (the charm's stored state survives)."""
-        charm_dir = self.root / f"pod-{n}-{code}"
+        self.pods += 1
+        charm_dir = self.root / f"pod-{self.pods}" / "charm"
+        state_dir = self.root / f"pod-{self.pods}" / "state"
         charm_dir.mkdir(parents=True)
+        state_dir.mkdir()
         execs = (testing.Exec(MIGRATE_PY, return_code=self.return_code, stderr="boom\n"),)
         box = container(charm_dir, app_dir=self.image(code), execs=execs)
+        # The charm's own files in the workload container last as long as the pod does.
+        mount = testing.Mount(location=migrations.STATE_DIR, source=state_dir)
+        box = dataclasses.replace(box, mounts={**box.mounts, "state": mount})
         old = self.units.get(n)
         self.units[n] = Unit(box, code, old.stored if old else frozenset())
 
@@ -230,7 +238,11 @@ def test_rolling_upgrade_failure_blocks_first_unit_others_wait_then_action_recov
         "migration migrate.py failed (exit 3): boom; fix it and run "
         "`juju run flask-k8s/leader run-migrations`"
     )
-    assert cluster.units[1].status == testing.WaitingStatus("waiting for migration on flask-k8s/2")
+    # The others cannot go on without the operator either: they say so, naming the action.
+    assert cluster.units[1].status == testing.BlockedStatus(
+        "migration migrate.py failed on flask-k8s/2 (see juju debug-log); fix it and run "
+        "`juju run flask-k8s/leader run-migrations`"
+    )
     assert not cluster.running(2) and not cluster.running(1)
     assert cluster.running(0)  # the leader's pod still runs v1, untouched
 
