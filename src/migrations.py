@@ -229,9 +229,11 @@ def read_peer(data: Mapping[str, str]) -> Peer:
 def read_board(relation: ops.Relation, app: ops.Application, unit: ops.Unit) -> Board:
     """Read the peer relation into a Board."""
     app_data = relation.data[app]
-    leader, epoch, fences = _parse(
-        "migration leader", app_data.get(LEADER_KEY), _leadership
-    ) or (None, 0, ())
+    leader, epoch, fences = _parse("migration leader", app_data.get(LEADER_KEY), _leadership) or (
+        None,
+        0,
+        (),
+    )
     return Board(
         lease=_parse("migration lease", app_data.get(LEASE_KEY), _lease),
         migrated=_parse("migrated codes", app_data.get(MIGRATED_KEY), _codes) or (),

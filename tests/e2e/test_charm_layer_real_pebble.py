@@ -13,9 +13,9 @@ import pytest
 
 import workload
 from config import load
+from juju_local.workload_container import WorkloadContainer
 from tests.e2e import rock_runner
 from tests.e2e.rock_runner import SAMPLE
-from juju_local.workload_container import WorkloadContainer
 
 
 @pytest.fixture(scope="module")

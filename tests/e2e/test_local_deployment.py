@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.e2e import rock_runner
 from juju_local.deployment import Deployment
+from tests.e2e import rock_runner
 
 READY = 30.0
 

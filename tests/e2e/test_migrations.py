@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from flask_rock.expand import expand_project
-from tests.e2e import rock_runner
 from juju_local.deployment import SAMPLE, Deployment
+from tests.e2e import rock_runner
 
 VENDORED_CONFIG = "flask-framework-config"
 FIX = "fix it and run `juju run flask-k8s/leader run-migrations`"

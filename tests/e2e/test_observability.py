@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from tests.e2e import rock_runner
 from juju_local.deployment import Deployment
 from juju_local.loki_receiver import URL as LOKI_URL
 from juju_local.loki_receiver import LokiReceiver
 from juju_local.prometheus import LocalPrometheus
+from tests.e2e import rock_runner
 
 DASHBOARD = rock_runner.REPO / "src" / "cos" / "grafana_dashboards" / "flask.json"
 TIMEOUT = 30.0

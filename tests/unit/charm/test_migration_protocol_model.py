@@ -55,7 +55,6 @@ class Run(NamedTuple):
 class Unit(NamedTuple):
     code: int  # index in CODES of what its pod runs
     pod: int  # generation of its pod
-    hooked: bool  # its current pod has run a hook (published it)
     serving: bool  # its app runs
     marker: tuple[int, int] | None  # (code, serial) that succeeded in this pod
     peer: Peer  # its committed unit databag
@@ -97,7 +96,7 @@ def _board(world: World, app: tuple | None = None) -> Board:
     return Board(lease, migrated, serial, retry, leader, epoch, fences, peers)
 
 
-class Violation(AssertionError):
+class ViolationError(AssertionError):
     pass
 
 
@@ -115,18 +114,18 @@ def _evidence(world: World, code: int) -> bool:
 
 def _start_run(world: World, n: int, run: Run) -> World:
     if any(u.run for u in world.units):
-        raise Violation(f"two scripts alive: {world}")
+        raise ViolationError(f"two scripts alive: {world}")
     if run.code in world.succeeded and not run.action and _evidence(world, run.code):
-        raise Violation(f"second run of {CODES[run.code]} on {_name(n)}: {world}")
+        raise ViolationError(f"second run of {CODES[run.code]} on {_name(n)}: {world}")
     if any(c > run.code and _evidence(world, c) for c in world.succeeded):
-        raise Violation(f"{CODES[run.code]} runs after a newer code succeeded: {world}")
+        raise ViolationError(f"{CODES[run.code]} runs after a newer code succeeded: {world}")
     return _set_unit(world, n, world.units[n]._replace(run=run))
 
 
 def _serve(world: World, n: int) -> World:
     unit = world.units[n]
     if unit.code > 0 and not any(c >= unit.code for c in world.succeeded):
-        raise Violation(f"{_name(n)} serves unmigrated {CODES[unit.code]}: {world}")
+        raise ViolationError(f"{_name(n)} serves unmigrated {CODES[unit.code]}: {world}")
     return _set_unit(world, n, unit._replace(serving=True))
 
 
@@ -140,10 +139,10 @@ def _publish(unit: Unit, n: int, world: World, leader: bool, want: str | None) -
 
 
 def _read_marker(world: World, n: int) -> tuple[World, World]:
-    """A hook's first step: it publishes its pod and history, and its pod's marker of a success
-    becomes its result; the hook sees these at once (the view), commits them only if it ends
-    well."""
-    world = _set_unit(world, n, world.units[n]._replace(hooked=True))
+    """A hook's first step: publish its pod and history, and its marked success as its result.
+
+    The hook sees these at once (the view) and commits them only if it ends well.
+    """
     unit = world.units[n]
     peer = _publish(unit, n, world, world.leader == n, unit.peer.want)
     if unit.marker and unit.marker[0] == unit.code:  # e.g. a retried hook finds its success
@@ -186,7 +185,11 @@ def hook(world: World, n: int, fail: bool) -> list[World]:
     if leader:
         app = _app(board)
     if fail:
-        return [world._replace(budget=world.budget._replace(hook_failures=world.budget.hook_failures - 1))]
+        return [
+            world._replace(
+                budget=world.budget._replace(hook_failures=world.budget.hook_failures - 1)
+            )
+        ]
     world = _set_unit(world, n, world.units[n]._replace(peer=peer))
     return [world._replace(app=app) if app is not None else world]
 
@@ -242,7 +245,9 @@ def end_run(world: World, n: int, ok: bool, commit: bool) -> World:
     world = _set_unit(world, n, unit._replace(peer=dataclasses.replace(peer, result=result)))
     if run.app is not None:
         board = _board(world, run.app)
-        board = protocol.record(board, me=_name(n), code=code, pod=_pod(n, unit), serial=run.serial, ok=ok)
+        board = protocol.record(
+            board, me=_name(n), code=code, pod=_pod(n, unit), serial=run.serial, ok=ok
+        )
         world = world._replace(app=_app(board))
     return world
 
@@ -250,12 +255,15 @@ def end_run(world: World, n: int, ok: bool, commit: bool) -> World:
 def replace_pod(world: World, n: int, code: int) -> World:
     """Kubernetes gives unit n a new pod running `code`: its hook and script die with the old."""
     unit = world.units[n]
-    return _set_unit(world, n, Unit(code, unit.pod + 1, False, False, None, unit.peer, None))
+    return _set_unit(world, n, Unit(code, unit.pod + 1, False, None, unit.peer, None))
 
 
 def rollout_next(world: World) -> int | None:
-    """The unit the rolling update replaces next: highest ordinal first, each after the last
-    replaced one has published itself (committed a hook on its pod: the ordering assumption)."""
+    """The unit the rolling update replaces next, if any.
+
+    Highest ordinal first, each after the last replaced one has published itself (committed a
+    hook on its pod): the ordering assumption.
+    """
     for n in reversed(range(len(world.units))):
         unit = world.units[n]
         if unit.code != world.template:
@@ -280,6 +288,7 @@ def progress(world: World) -> list[World]:
 
 
 def disturbances(world: World) -> list[World]:
+    """Steps that may happen at any time within the budget: failures, moves, new code."""
     budget = world.budget
     found = []
     if budget.code_changes and world.template + 1 < len(CODES):
@@ -288,25 +297,29 @@ def disturbances(world: World) -> list[World]:
     if not budget.total:
         return found
     world = world._replace(budget=budget._replace(total=budget.total - 1))
-    budget = world.budget
-    for n, unit in enumerate(world.units):
-        if unit.run is not None:
-            for ok in (True, False):
-                for commit in (True, False):
-                    if (ok or budget.script_failures) and (commit or budget.hook_failures):
-                        if not (ok and commit):
-                            found.append(end_run(world, n, ok, commit))
-        elif budget.hook_failures:
-            found.extend(hook(world, n, fail=True))
-        if budget.restarts:
-            restarted = replace_pod(world, n, unit.code)
-            found.append(restarted._replace(budget=budget._replace(restarts=budget.restarts - 1)))
-        if budget.leader_moves and n != world.leader:
-            found.append(
-                world._replace(leader=n, budget=budget._replace(leader_moves=budget.leader_moves - 1))
-            )
-    if budget.actions:
+    for n in range(len(world.units)):
+        found.extend(_unit_disturbances(world, n))
+    if world.budget.actions:
         found.extend(action(world))
+    return found
+
+
+def _unit_disturbances(world: World, n: int) -> list[World]:
+    budget, unit = world.budget, world.units[n]
+    found = []
+    if unit.run is not None:
+        outcomes = [(True, False), (False, True), (False, False)]  # (script ok, hook commits)
+        for ok, commit in outcomes:
+            if (ok or budget.script_failures) and (commit or budget.hook_failures):
+                found.append(end_run(world, n, ok, commit))
+    elif budget.hook_failures:
+        found.extend(hook(world, n, fail=True))
+    if budget.restarts:
+        restarted = replace_pod(world, n, unit.code)
+        found.append(restarted._replace(budget=budget._replace(restarts=budget.restarts - 1)))
+    if budget.leader_moves and n != world.leader:
+        moved = budget._replace(leader_moves=budget.leader_moves - 1)
+        found.append(world._replace(leader=n, budget=moved))
     return found
 
 
@@ -323,7 +336,9 @@ def goal(world: World) -> bool:
         if n == world.leader:
             members = [_name(m) for m in range(len(world.units))]
             board = protocol.arbitrate(committed, leader=me, members=members)
-        decision = protocol.decide(board, me=me, code=CODES[unit.code], pod=_pod(n, unit), leads=False)
+        decision = protocol.decide(
+            board, me=me, code=CODES[unit.code], pod=_pod(n, unit), leads=False
+        )
         if decision.kind == "failed":
             return True
     return False
@@ -332,7 +347,7 @@ def goal(world: World) -> bool:
 def initial(units: int, budget: Budget) -> World:
     """Deployed on c0, migrated, every unit serving, unit 0 leading and committed as such."""
     peers = tuple(
-        Unit(0, 0, True, True, None, Peer(pod=f"{n}.0", history=("c0",)), None)
+        Unit(0, 0, True, None, Peer(pod=f"{n}.0", history=("c0",)), None)
         for n in range(units)
     )
     app = _app(Board(migrated=("c0",), leader="app/0", epoch=1))

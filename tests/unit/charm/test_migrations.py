@@ -475,11 +475,9 @@ def test_leader_not_yet_committed_as_leader_waits_and_records_itself(ctx, charm_
     ],
 )
 def test_malformed_peer_data_counts_as_absent(ctx, charm_dir, app_dir, raw, caplog):
-    peer_app = {key: raw for key in ("migration-lease", "migrated", "migration-serial")}
-    unit = {
-        key: raw
-        for key in ("migration-result", "migration-history", "migration-ack", "migration-want")
-    }
+    peer_app = dict.fromkeys(("migration-lease", "migrated", "migration-serial"), raw)
+    keys = ("migration-result", "migration-history", "migration-ack", "migration-want")
+    unit = dict.fromkeys(keys, raw)
     st = with_peers(app_state(charm_dir, app_dir, peer_app=peer_app), {1: unit})
 
     out = ready(ctx, st)
@@ -601,9 +599,7 @@ def test_leader_success_keeps_another_units_failed_lease():
 
 
 def test_leader_failure_leaves_a_failed_lease_in_its_name():
-    after = protocol.record(
-        protocol.Board(), me="app/0", code="c3", pod="p0", serial=1, ok=False
-    )
+    after = protocol.record(protocol.Board(), me="app/0", code="c3", pod="p0", serial=1, ok=False)
 
     assert after.lease == protocol.Lease("app/0", "c3", 1, "p0", failed=True)
 

@@ -9,19 +9,27 @@ ran an older code's migration after a newer one, or left every unit waiting fore
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 from typing import Any
 
 import pytest
 from ops import testing
 
-from tests.unit.charm.test_migrations_rolling import (  # noqa: F401 (the fixture)
+from tests.unit.charm.test_migrations_rolling import (
     LEADER,
     UNITS,
     UPGRADE,
     Cluster,
-    cluster,
+    deployed_cluster,
 )
+
+
+@pytest.fixture
+def cluster(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    """Three units deployed on image v1 and settled, recording every migration run."""
+    return deployed_cluster(tmp_path, monkeypatch)
+
 
 FIX = "fix it and run `juju run flask-k8s/leader run-migrations`"
 

@@ -189,6 +189,11 @@ UPGRADE = ("upgrade_charm", "config_changed", "start", "pebble_ready")
 @pytest.fixture
 def cluster(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
     """Three units deployed on image v1 and settled, recording every migration run."""
+    return deployed_cluster(tmp_path, monkeypatch)
+
+
+def deployed_cluster(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    """Three units deployed on image v1 and settled, recording every migration run."""
     made = Cluster(tmp_path)
     real = pebble_io.run_script
 
