@@ -28,6 +28,7 @@ import migration_protocol as protocol
 from migration_protocol import Board, Peer, Result
 
 CODES = ("c0", "c1", "c2")  # c0 is deployed and migrated at the start
+MAX_STATES = 100_000  # a bound an unbounded state space (a protocol bug) would hit
 
 
 class Budget(NamedTuple):
@@ -368,6 +369,7 @@ def explore(units: int, budget: Budget) -> int:
             if nxt not in seen:
                 seen.add(nxt)
                 queue.append(nxt)
+        assert len(seen) < MAX_STATES, "unbounded: e.g. leases handed out without end"
     # Liveness: backwards from goal states along progress steps.
     back: dict[World, list[World]] = {}
     for world, forward in edges.items():
