@@ -475,9 +475,10 @@ def test_leader_not_yet_committed_as_leader_waits_and_records_itself(ctx, charm_
     ],
 )
 def test_malformed_peer_data_counts_as_absent(ctx, charm_dir, app_dir, raw, caplog):
-    peer_app = dict.fromkeys(("migration-lease", "migrated", "migration-serial"), raw)
+    app_keys = ("migration-lease", "migrated", "migration-serial")
+    peer_app: dict[str, str] = {key: raw for key in app_keys}  # noqa: C420 (typed)
     keys = ("migration-result", "migration-history", "migration-ack", "migration-want")
-    unit = dict.fromkeys(keys, raw)
+    unit: dict[str, str] = {key: raw for key in keys}  # noqa: C420
     st = with_peers(app_state(charm_dir, app_dir, peer_app=peer_app), {1: unit})
 
     out = ready(ctx, st)

@@ -128,8 +128,9 @@ class Cluster:
         try:
             out = ctx.run(ctx.on.action("run-migrations"), self._state(n))
         except testing.ActionFailed as failed:
-            assert failed.state is not None
-            self._commit(n, failed.state, fail=False)
+            state = failed.state  # an action's failure does not undo its writes
+            assert isinstance(state, testing.State)
+            self._commit(n, state, fail=False)
             return ctx.action_results, failed.message
         self._commit(n, out, fail=False)
         return ctx.action_results, None
