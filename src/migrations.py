@@ -6,7 +6,13 @@ to run. The script runs through Pebble exec as the rock's user (`_daemon_`), in 
 the environment the `flask` service gets. It runs in its own session under a small supervisor in
 the rock's Python, which kills it and every process it started after `migration-timeout`
 seconds (Pebble's own exec timeout, 10 s later, is the backstop: alone it would leave the
-script's children running).
+script's children running), and whenever the supervisor itself dies (see `pebble_io`).
+
+Bookkeeping in the workload container, root-owned in /run/flask-k8s (gone with the container,
+out of the app user's reach): `pod`, a random id for this container, and `migrated`, the code
+and serial of the run that succeeded here, written before the app starts so that a retried
+hook does not run it again. Every value read from the peer relation is parsed defensively:
+malformed data is logged and counts as absent.
 
 What "the code" is. A *code id* hashes the charm's own code, the script's name and content, and
 the path, size and mtime of every file under /flask/app (`__pycache__` aside). A new image or a
