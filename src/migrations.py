@@ -87,6 +87,7 @@ ACK_KEY = "migration-ack"
 STATE_DIR = "/run/flask-k8s"
 POD_FILE = f"{STATE_DIR}/pod"
 MARKER_FILE = f"{STATE_DIR}/migrated"
+CODE_FILE = f"{STATE_DIR}/code"  # the code id of this container, once computed
 MAX_FILES = 5000  # files under /flask/app that go into the code id
 DEFAULT_USER = "_daemon_"
 
@@ -348,6 +349,9 @@ class Migrations(ops.Object):
         peer = dataclasses.replace(board.peers[me.name], pod=self._pod(container))
         if not self._is_leader() and board.leader not in (None, me.name):
             peer = dataclasses.replace(peer, ack=board.epoch)  # no unleased run of ours is left
+        code = self._read(container, CODE_FILE)
+        if code:  # even a hook that finds the app running publishes where this pod stands
+            peer = dataclasses.replace(peer, history=with_history(peer.history, code))
         marker = self._marker(container)
         if marker is not None:
             result = Result(marker[0], True, marker[1], board.retry)
@@ -370,8 +374,8 @@ class Migrations(ops.Object):
             raise MigrationPendingError(ops.WaitingStatus(f"waiting for the {PEER} relation"))
         code = self._code_id(container, script)
         me = self._charm.unit.name
+        self._remember_code(container, code)
         self.coordinate(container)
-        self._publish_history(code)
         committed = self._committed_board(relation)
         board = self._arbitrated(relation)
         pod = self._pod(container)
@@ -410,8 +414,8 @@ class Migrations(ops.Object):
         if script is None:
             return ActionReport({"result": f"no migrate script in {APP_DIR}: nothing to run"})
         code = self._code_id(container, script)
+        self._remember_code(container, code)
         self.coordinate(container)
-        self._publish_history(code)
         committed = self._committed_board(relation)
         board = self._arbitrated(relation)
         me = self._charm.unit.name
@@ -474,34 +478,40 @@ class Migrations(ops.Object):
         write_app_board(relation, self._charm.app, after)
         return after
 
+    @staticmethod
+    def _read(container: ops.Container, path: str) -> str | None:
+        try:
+            return container.pull(path).read().strip()
+        except (ops.pebble.PathError, ops.pebble.APIError):
+            return None
+
+    @staticmethod
+    def _write(container: ops.Container, path: str, content: str) -> None:
+        container.push(path, content, make_dirs=True, permissions=0o644)
+
     def _pod(self, container: ops.Container) -> str:
         """This workload container's identity: a new one for each new container."""
-        try:
-            return container.pull(POD_FILE).read().strip()
-        except (ops.pebble.PathError, ops.pebble.APIError):
+        pod = self._read(container, POD_FILE)
+        if not pod:
             pod = uuid.uuid4().hex
-            container.push(POD_FILE, pod, make_dirs=True, permissions=0o644)
-            return pod
+            self._write(container, POD_FILE, pod)
+        return pod
+
+    def _remember_code(self, container: ops.Container, code: str) -> None:
+        if self._read(container, CODE_FILE) != code:
+            self._write(container, CODE_FILE, code)
 
     def _marker(self, container: ops.Container) -> tuple[str, int] | None:
         """(code, serial) of the run that succeeded in this container, if any."""
-        try:
-            raw = container.pull(MARKER_FILE).read()
-        except (ops.pebble.PathError, ops.pebble.APIError):
-            return None
+        raw = self._read(container, MARKER_FILE)
         value = _json(raw)
+        if value is None:
+            return None
         try:
             return _str(value["code"]), _natural(value["serial"])
         except (TypeError, KeyError):
             logger.warning("ignoring malformed migration marker: %.80r", raw)
             return None
-
-    def _publish_history(self, code: str) -> None:
-        relation = self._relation
-        if relation is not None:
-            peer = read_peer(relation.data[self._charm.unit])
-            history = with_history(peer.history, code)
-            _set(relation.data[self._charm.unit], HISTORY_KEY, json.dumps(list(history)))
 
     def _set_want(self, code: str | None) -> None:
         relation = self._relation
@@ -545,8 +555,7 @@ class Migrations(ops.Object):
             run.stderr,
         )
         if ok:  # on record in this pod before anything else can fail
-            marker = json.dumps({"code": code, "serial": serial})
-            container.push(MARKER_FILE, marker, make_dirs=True, permissions=0o644)
+            self._write(container, MARKER_FILE, json.dumps({"code": code, "serial": serial}))
         relation = self._relation
         assert relation is not None  # callers checked
         me = self._charm.unit

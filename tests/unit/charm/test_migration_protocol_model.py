@@ -348,8 +348,7 @@ def goal(world: World) -> bool:
 def initial(units: int, budget: Budget) -> World:
     """Deployed on c0, migrated, every unit serving, unit 0 leading and committed as such."""
     peers = tuple(
-        Unit(0, 0, True, None, Peer(pod=f"{n}.0", history=("c0",)), None)
-        for n in range(units)
+        Unit(0, 0, True, None, Peer(pod=f"{n}.0", history=("c0",)), None) for n in range(units)
     )
     app = _app(Board(migrated=("c0",), leader="app/0", epoch=1))
     return World(0, 0, app, peers, frozenset({0}), budget)
