@@ -64,7 +64,10 @@ update-status provide: a lease ends when its holder reports, leaves or is replac
 the fenced unit runs any hook, leaves or is replaced. A failed lease or failure blocks only units
 of that code, and they show Blocked with the action. A waiting unit does not add the charm's
 layer, so its pod has no failing ready check and does not stall the StatefulSet rollout.
-Ordering relies on StatefulSet rolling updates giving each unit each template in turn.
+
+Never back: "newer" comes from the units' histories, so it relies on the rolling update
+(highest ordinal first) replacing a pod only after the one it replaced last committed a hook.
+A success lost with its pod (above) is unknown to it too.
 
 `tests/unit/charm/test_migration_protocol_model.py` explores these functions exhaustively.
 """
