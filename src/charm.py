@@ -181,8 +181,6 @@ class FlaskCharm(ops.CharmBase):
         self.memory.open_port(workload.APP_PORT)  # the app's port on the Kubernetes service
         self.ingress.publish()
         self.observability.publish()
-        if self.unit.is_leader():
-            self.migrations.coordinate(self._migration_timeout())
         container = self.unit.get_container(CONTAINER)
         bad_data = (
             self.secret_key.audit_peer_data()
@@ -190,6 +188,7 @@ class FlaskCharm(ops.CharmBase):
             + self.observability.problems()
         )
         try:
+            self.migrations.coordinate(container)  # every hook: the leader arbitrates
             app = self._desired_app(container)
             self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
             started = self._apply(container, app)
@@ -245,14 +244,6 @@ class FlaskCharm(ops.CharmBase):
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
         return workload.FlaskApp(rock_service, cfg, key, base_url)
-
-    def _migration_timeout(self) -> int:
-        try:
-            return self._load_config().migration_timeout
-        except config_cache.InvalidConfigError:
-            from config import DEFAULT_MIGRATION_TIMEOUT  # config was just validated: loaded
-
-            return DEFAULT_MIGRATION_TIMEOUT
 
     def _load_config(self) -> FlaskConfig:
         """The validated config, parsed once per hook (InvalidConfigError if it is invalid)."""

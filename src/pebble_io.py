@@ -127,12 +127,35 @@ def run(container: ops.Container, argv: list[str], *, user: str | None, working_
 # Pebble's exec timeout kills only the process it started, not that process's children (a
 # shell script's `sleep`, a migration tool's workers). So the script runs in its own session
 # under this supervisor, in the rock's Python, which kills the whole session at the timeout.
+# The script must not outlive the supervisor either (Pebble kills only the supervisor when the
+# charm container restarts mid-run, and a retried hook would start the script again): a
+# guardian, in a session of its own so that no group kill reaches it first, watches the
+# supervisor and kills the script's session as soon as the supervisor is gone, however it died.
+# It polls getppid() rather than using prctl, which needs ctypes the rock may not have.
 KILLED_MARKER = "flask-k8s: migration killed at its timeout"
 KILLED_EXIT = 124
 BACKSTOP = 10  # seconds Pebble waits beyond the supervisor's timeout before killing it
+GUARD_PERIOD = 0.2  # seconds between the guardian's checks
 _SUPERVISOR = f"""
-import os, signal, subprocess, sys
+import os, signal, subprocess, sys, time
 child = subprocess.Popen(sys.argv[2:], start_new_session=True)
+boss = os.getpid()
+if os.fork() == 0:
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    while True:
+        time.sleep({GUARD_PERIOD})
+        try:
+            if os.getppid() != boss:
+                os.killpg(child.pid, signal.SIGKILL)
+            else:
+                os.killpg(child.pid, 0)
+                continue
+        except ProcessLookupError:
+            pass
+        os._exit(0)
 try:
     sys.exit(child.wait(timeout=float(sys.argv[1])))
 except subprocess.TimeoutExpired:

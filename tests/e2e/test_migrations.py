@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import ops
 import pytest
 import yaml
 
+import pebble_io
 from flask_rock.expand import expand_project
 from juju_local.deployment import SAMPLE, Deployment
 from tests.e2e import rock_runner
@@ -167,6 +169,32 @@ def test_hanging_migration_is_killed_at_the_timeout(deploy, tmp_path):
     )
     assert rock_runner.get_or_none("/") is None
     assert _wait_gone("sleep 600", timeout=10), "the hanging script was left running"
+
+
+def test_script_dies_with_its_supervisor_under_a_real_pebble(deploy):
+    # When the charm container restarts mid-run, Pebble ends the exec'd supervisor only (here
+    # at Pebble's own exec timeout, shorter than the supervisor's); the script went on running
+    # in its own session, and a retried hook started it a second time.
+    deployment = deploy()
+    client = ops.pebble.Client(socket_path=str(deployment.container.socket))
+    script = "sleep 7391 & wait"  # a distinctive command line to look for
+    argv = pebble_io.supervised("/bin/python3", ["/bin/bash", "-c", script], 600)
+
+    process = client.exec(argv, user="_daemon_", working_dir="/flask/app", timeout=3)
+
+    assert _wait_running("sleep 7391", timeout=10), "the script did not start"
+    with pytest.raises((ops.pebble.ChangeError, ops.pebble.ExecError, ops.pebble.TimeoutError)):
+        process.wait()
+    assert _wait_gone("sleep 7391", timeout=10), "the script outlived its supervisor"
+
+
+def _wait_running(command: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["pgrep", "-f", command], capture_output=True).returncode == 0:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _wait_gone(command: str, timeout: float) -> bool:

@@ -7,6 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 from typing import Any
 
 import ops
@@ -29,6 +30,8 @@ def supervised(argv: tuple[str, ...] = MIGRATE_PY, timeout: int = 300) -> tuple[
 
 
 FIX = "`juju run flask-k8s/leader run-migrations`"
+# Unit 0 has led in an earlier hook: it may run its own migration without a lease.
+LED = {"migration-leader": json.dumps({"unit": "flask-k8s/0", "epoch": 1, "fences": []})}
 
 
 @pytest.fixture
@@ -52,7 +55,8 @@ def app_state(
     """A leader with the key generated, and a fresh container holding the app in app_dir."""
     secret = testing.Secret(tracked_content={"value": KEY}, owner="app")
     peer = testing.PeerRelation(
-        "secret-storage", local_app_data={"secret-key-id": secret.id, **(peer_app or {})}
+        "secret-storage",
+        local_app_data={"secret-key-id": secret.id, **LED, **(peer_app or {})},
     )
     box = container(charm_dir, app_dir=app_dir, execs=execs)
     return state(charm_dir, relations={peer}, secrets={secret}, containers={box}, **kwargs)
@@ -381,11 +385,17 @@ def test_action_on_non_leader_points_at_the_leader(ctx, charm_dir, app_dir):
     assert ctx.exec_history == {}
 
 
+def lease(unit: str, code: str = "c", serial: int = 1, failed: bool = False) -> str:
+    """A lease as the leader writes it, for `unit` on its pod `pod-<unit number>`."""
+    pod = f"pod-{unit.rsplit('/', 1)[-1]}"
+    value = {"unit": unit, "code": code, "serial": serial, "pod": pod, "failed": failed}
+    return json.dumps(value)
+
+
 def test_action_refuses_while_another_unit_holds_the_lease(ctx, charm_dir, app_dir):
-    lease = {"unit": "flask-k8s/2", "code": "c", "serial": 1, "expires": 4e9, "failed": False}
     st = with_peers(
-        app_state(charm_dir, app_dir, peer_app={"migration-lease": json.dumps(lease)}),
-        {2: {"migration-want": "c"}},
+        app_state(charm_dir, app_dir, peer_app={"migration-lease": lease("flask-k8s/2")}),
+        {2: {"migration-want": "c", "migration-pod": "pod-2"}},
     )
 
     with pytest.raises(testing.ActionFailed) as failure:
@@ -412,15 +422,16 @@ def test_non_leader_asks_and_waits_for_the_leader(ctx, charm_dir, app_dir):
     assert out.unit_status == testing.WaitingStatus(
         "waiting for migration on the leader to schedule it"
     )
-    assert peer_of(out).local_unit_data["migration-want"]
+    data = peer_of(out).local_unit_data
+    assert data["migration-want"] and data["migration-pod"]
+    assert json.loads(data["migration-history"]) == [data["migration-want"]]
     assert ctx.exec_history == {}
     assert not flask_running(out)
 
 
 def test_waiting_unit_names_the_lease_holder(ctx, charm_dir, app_dir):
-    lease = {"unit": "flask-k8s/2", "code": "c", "serial": 1, "expires": 4e9, "failed": False}
     st = app_state(
-        charm_dir, app_dir, leader=False, peer_app={"migration-lease": json.dumps(lease)}
+        charm_dir, app_dir, leader=False, peer_app={"migration-lease": lease("flask-k8s/2")}
     )
 
     out = ready(ctx, st)
@@ -429,10 +440,9 @@ def test_waiting_unit_names_the_lease_holder(ctx, charm_dir, app_dir):
 
 
 def test_leader_waits_for_a_live_lease_of_another_unit(ctx, charm_dir, app_dir):
-    lease = {"unit": "flask-k8s/1", "code": "c", "serial": 1, "expires": 4e9, "failed": False}
     st = with_peers(
-        app_state(charm_dir, app_dir, peer_app={"migration-lease": json.dumps(lease)}),
-        {1: {"migration-want": "c"}},
+        app_state(charm_dir, app_dir, peer_app={"migration-lease": lease("flask-k8s/1")}),
+        {1: {"migration-want": "c", "migration-pod": "pod-1"}},
     )
 
     out = ready(ctx, st)
@@ -441,101 +451,203 @@ def test_leader_waits_for_a_live_lease_of_another_unit(ctx, charm_dir, app_dir):
     assert ctx.exec_history == {}
 
 
+def test_leader_not_yet_committed_as_leader_waits_and_records_itself(ctx, charm_dir, app_dir):
+    st = app_state(charm_dir, app_dir, peer_app={"migration-leader": ""})
+
+    out = ready(ctx, st)
+
+    assert ctx.exec_history == {}  # a leadership no one else can see yet runs nothing
+    assert json.loads(peer_of(out).local_app_data["migration-leader"])["unit"] == "flask-k8s/0"
+    again = ready(ctx, out)
+    assert flask_running(again) and again.unit_status == testing.ActiveStatus("")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000 + "]" * 100_000,  # nested deep enough to raise RecursionError
+        '{"unit": 3, "code": "c", "serial": "x", "pod": "p"}',
+        '{"unit": "flask-k8s/2", "code": "c", "serial": true, "pod": "p"}',
+        '"a string"',
+        "not json",
+        "[1, 2]",
+    ],
+)
+def test_malformed_peer_data_counts_as_absent(ctx, charm_dir, app_dir, raw, caplog):
+    app_keys = ("migration-lease", "migrated", "migration-serial")
+    peer_app: dict[str, str] = {key: raw for key in app_keys}  # noqa: C420 (typed)
+    keys = ("migration-result", "migration-history", "migration-ack", "migration-want")
+    unit: dict[str, str] = {key: raw for key in keys}  # noqa: C420
+    st = with_peers(app_state(charm_dir, app_dir, peer_app=peer_app), {1: unit})
+
+    out = ready(ctx, st)
+
+    assert [e.command for e in ctx.exec_history["flask-app"]] == [list(supervised())]
+    assert out.unit_status == testing.ActiveStatus("")
+    assert "ignoring malformed" in caplog.text
+
+
 # -- the leader's arbitration (pure) ------------------------------------------------------------
 
 UNITS = ["app/0", "app/1", "app/2"]
 
 
-def test_arbitrate_grants_highest_ordinal_waiting_unit():
-    board = protocol.Board(wants={"app/1": "c2", "app/2": "c2"})
+def peer(want: str | None = None, pod: str = "p", **kwargs: Any) -> protocol.Peer:
+    return protocol.Peer(want=want, pod=pod, **kwargs)
 
-    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=100.0, timeout=60)
 
-    assert after.lease == protocol.Lease(
-        "app/2", "c2", 1, 100.0 + protocol.GRACE + 60 + pebble_io.BACKSTOP
+def test_arbitrate_grants_highest_ordinal_waiting_unit_on_its_pod():
+    board = protocol.Board(leader="app/0", peers={"app/1": peer("c2"), "app/2": peer("c2", "q")})
+
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS)
+
+    assert after.lease == protocol.Lease("app/2", "c2", 1, "q")
+
+
+def test_arbitrate_keeps_a_live_lease_however_long_it_lasts():
+    held = protocol.Lease("app/2", "c2", 1, "p")
+    board = protocol.Board(
+        lease=held, serial=1, leader="app/0", peers={"app/1": peer("c2"), "app/2": peer("c2")}
     )
 
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS)
 
-def test_arbitrate_keeps_a_live_lease():
-    lease = protocol.Lease("app/2", "c2", 1, 500.0)
-    board = protocol.Board(lease=lease, serial=1, wants={"app/1": "c2", "app/2": "c2"})
-
-    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
-
-    assert after.lease == lease
+    assert after.lease == held
 
 
 def test_arbitrate_success_records_and_others_need_no_lease():
-    lease = protocol.Lease("app/2", "c2", 1, 500.0)
     board = protocol.Board(
-        lease=lease,
+        lease=protocol.Lease("app/2", "c2", 1, "p"),
         serial=1,
-        wants={"app/1": "c2"},
-        results={"app/2": protocol.Result("c2", True, 1, 0)},
+        leader="app/0",
+        peers={"app/1": peer("c2"), "app/2": peer(result=protocol.Result("c2", True, 1, 0))},
     )
 
-    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS)
 
     assert after.lease is None
     assert after.migrated == ("c2",)
 
 
 def test_arbitrate_failure_keeps_a_failed_lease_and_grants_no_one_that_code():
-    lease = protocol.Lease("app/2", "c2", 1, 500.0)
+    held = protocol.Lease("app/2", "c2", 1, "p")
     board = protocol.Board(
-        lease=lease,
+        lease=held,
         serial=1,
-        wants={"app/1": "c2"},
-        results={"app/2": protocol.Result("c2", False, 1, 0)},
+        leader="app/0",
+        peers={"app/1": peer("c2"), "app/2": peer(result=protocol.Result("c2", False, 1, 0))},
     )
 
-    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=400.0, timeout=60)
+    after = protocol.arbitrate(board, leader="app/0", members=UNITS)
 
-    assert after.lease == dataclasses.replace(lease, failed=True)
+    assert after.lease == dataclasses.replace(held, failed=True)
 
 
-def test_arbitrate_expired_lease_of_a_dead_holder_is_regranted():
-    lease = protocol.Lease("app/2", "c2", 1, 500.0)
-    board = protocol.Board(lease=lease, serial=1, wants={"app/1": "c2", "app/2": "c2"})
-
-    after = protocol.arbitrate(board, leader="app/0", members=UNITS, now=501.0, timeout=60)
-
-    assert after.lease == protocol.Lease(
-        "app/2", "c2", 2, 501.0 + protocol.GRACE + 60 + pebble_io.BACKSTOP
+@pytest.mark.parametrize(
+    ("holder", "members", "next_lease"),
+    [
+        # its pod was replaced: its run is gone; it gets a lease for its new pod
+        (peer("c2", pod="new-pod"), UNITS, protocol.Lease("app/2", "c2", 2, "new-pod")),
+        # it wants other code now
+        (peer("c3"), UNITS, protocol.Lease("app/2", "c3", 2, "p")),
+        # it left
+        (peer("c2"), ["app/0", "app/1"], protocol.Lease("app/1", "c2", 2, "q")),
+    ],
+)
+def test_arbitrate_ends_a_lease_whose_holder_cannot_be_running(holder, members, next_lease):
+    board = protocol.Board(
+        lease=protocol.Lease("app/2", "c2", 1, "p"),
+        serial=1,
+        leader="app/0",
+        peers={"app/1": peer("c2", "q"), "app/2": holder},
     )
 
+    after = protocol.arbitrate(board, leader="app/0", members=members)
 
-def test_arbitrate_departed_holder_releases_the_lease():
-    lease = protocol.Lease("app/2", "c2", 1, 500.0)
-    board = protocol.Board(lease=lease, serial=1, wants={"app/1": "c2"})
-
-    after = protocol.arbitrate(
-        board, leader="app/0", members=["app/0", "app/1"], now=400.0, timeout=60
-    )
-
-    assert after.lease == protocol.Lease(
-        "app/1", "c2", 2, 400.0 + protocol.GRACE + 60 + pebble_io.BACKSTOP
-    )
+    assert after.lease == next_lease
 
 
-def test_holder_too_late_to_finish_before_expiry_does_not_run():
-    board = protocol.Board(lease=protocol.Lease("app/2", "c2", 1, 500.0), serial=1)
+def test_holder_on_a_new_pod_does_not_run_its_old_pods_lease():
+    board = protocol.Board(lease=protocol.Lease("app/2", "c2", 1, "old"), serial=1)
 
-    decision = protocol.decide(board, me="app/2", code="c2", now=450.0, timeout=60, leader=False)
+    decision = protocol.decide(board, me="app/2", code="c2", pod="new", leads=False)
 
     assert decision.kind == "wait"
 
 
+def test_new_leader_fences_the_old_one_until_it_acks():
+    board = protocol.Board(
+        leader="app/0", epoch=3, peers={"app/0": peer(pod="p0"), "app/1": peer("c2")}
+    )
+
+    fenced = protocol.arbitrate(board, leader="app/2", members=UNITS)
+
+    assert fenced.fences == (protocol.Fence("app/0", "p0", 4),)
+    assert fenced.lease is None  # no grant while the old leader may still run
+    acked = dataclasses.replace(fenced, peers={**board.peers, "app/0": peer(pod="p0", ack=4)})
+    after = protocol.arbitrate(acked, leader="app/2", members=UNITS)
+    assert after.fences == () and after.lease == protocol.Lease("app/1", "c2", 1, "p")
+
+
 def test_leader_success_keeps_another_units_failed_lease():
-    failed = protocol.Lease("app/2", "c2", 1, 0.0, failed=True)
+    failed = protocol.Lease("app/2", "c2", 1, "p", failed=True)
     board = protocol.Board(lease=failed, serial=1)
 
-    after = protocol.record(board, me="app/0", code="c3", serial=2, ok=True)
+    after = protocol.record(board, me="app/0", code="c3", pod="p0", serial=2, ok=True)
 
     assert after.lease == failed and after.migrated == ("c3",)
 
 
 def test_leader_failure_leaves_a_failed_lease_in_its_name():
-    after = protocol.record(protocol.Board(), me="app/0", code="c3", serial=1, ok=False)
+    after = protocol.record(protocol.Board(), me="app/0", code="c3", pod="p0", serial=1, ok=False)
 
-    assert after.lease == protocol.Lease("app/0", "c3", 1, 0.0, failed=True)
+    assert after.lease == protocol.Lease("app/0", "c3", 1, "p0", failed=True)
+
+
+def test_a_later_failure_never_overwrites_a_success_of_the_same_code():
+    ok = protocol.Result("c2", True, 1, 0)
+
+    assert protocol.next_result(ok, protocol.Result("c2", False, 2, 1)) == ok
+    assert protocol.next_result(ok, protocol.Result("c3", False, 2, 1)).code == "c3"
+
+
+def test_code_behind_a_migrated_newer_code_is_superseded():
+    board = protocol.Board(
+        migrated=("c1", "c3"),
+        peers={"app/0": peer(history=("c1", "c2")), "app/2": peer(history=("c1", "c2", "c3"))},
+    )
+
+    assert board.superseded("c2") and not board.superseded("c3")
+    assert protocol.decide(board, me="app/0", code="c2", pod="p", leads=True).kind == (
+        "superseded"
+    )
+
+
+def test_supervisor_killed_takes_the_script_and_its_children_with_it(tmp_path):
+    # As when the charm container restarts mid-run: only the supervisor is killed.
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 600 & echo $! > {pid_file}; wait"
+    argv = pebble_io.supervised(sys.executable, ["bash", "-c", script], 600)
+    supervisor = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = _wait_for_pid(pid_file)
+
+    supervisor.kill()
+    supervisor.wait()
+
+    assert _wait_dead(child), "the script's child outlived the supervisor"
+
+
+def _wait_for_pid(path: pathlib.Path) -> int:
+    for _ in range(300):
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+def _wait_dead(pid: int) -> bool:
+    for _ in range(200):  # the guardian checks every GUARD_PERIOD s
+        if _proc_state(pid) in ("gone", "Z"):
+            return True
+        time.sleep(0.05)
+    return False

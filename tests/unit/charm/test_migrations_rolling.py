@@ -16,6 +16,7 @@ import ops
 import pytest
 from ops import testing
 
+import migrations
 import pebble_io
 from charm import FlaskCharm
 from tests.unit.charm.charm_state import container
@@ -54,6 +55,8 @@ class Cluster:
         # Timeline: (unit, event, image, flask running after); runs appear as "migrate".
         self.events: list[tuple[int, str, str, bool]] = []
         self._running_unit: int | None = None
+        self.pods = 0
+        self.leader = LEADER
 
     def image(self, code: str) -> pathlib.Path:
         """The app's files in image `code`: each image has its own migrate.py."""
@@ -66,10 +69,16 @@ class Cluster:
 
     def new_pod(self, n: int, code: str) -> None:
         """A fresh pod for unit n running image `code` (the charm's stored state survives)."""
-        charm_dir = self.root / f"pod-{n}-{code}" / "flask" / "charm"
+        self.pods += 1
+        charm_dir = self.root / f"pod-{self.pods}" / "flask" / "charm"
+        state_dir = self.root / f"pod-{self.pods}" / "state"
         charm_dir.mkdir(parents=True)
+        state_dir.mkdir()
         execs = (testing.Exec(MIGRATE_PY, return_code=self.return_code, stderr="boom\n"),)
         box = container(charm_dir, app_dir=self.image(code), execs=execs)
+        # The charm's own files in the workload container last as long as the pod does.
+        mount = testing.Mount(location=migrations.STATE_DIR, source=state_dir)
+        box = dataclasses.replace(box, mounts={**box.mounts, "state": mount})
         old = self.units.get(n)
         self.units[n] = Unit(box, code, old.stored if old else frozenset())
 
@@ -83,7 +92,7 @@ class Cluster:
         )
         unit = self.units[n]
         return testing.State(
-            leader=n == LEADER,
+            leader=n == self.leader,
             relations={peer},
             containers={unit.box},
             secrets={self.secret},
@@ -92,8 +101,12 @@ class Cluster:
             model=testing.Model(name="shop"),
         )
 
-    def run(self, n: int, event: str, remote: int | None = None) -> None:
-        """Run one hook on unit n; queue relation-changed for the units whose view changed."""
+    def run(self, n: int, event: str, remote: int | None = None, *, fail: bool = False) -> None:
+        """Run one hook on unit n; queue relation-changed for the units whose view changed.
+
+        `fail`: the hook fails after its work (or Juju rejects its commit): its databag and
+        stored-state changes are lost, what it did to the workload stays.
+        """
         ctx = testing.Context(FlaskCharm, unit_id=n)
         st = self._state(n)
         if event == "pebble_ready":
@@ -106,6 +119,28 @@ class Cluster:
             ops_event = getattr(ctx.on, event)()
         self._running_unit = n
         out = ctx.run(ops_event, st)
+        self._commit(n, out, fail=fail)
+        self.events.append((n, event, self.units[n].code, self.running(n)))
+
+    def action(self, n: int) -> tuple[dict[str, Any] | None, str | None]:
+        """Run run-migrations on unit n: (its results, its failure message or None)."""
+        ctx = testing.Context(FlaskCharm, unit_id=n)
+        self._running_unit = n
+        try:
+            out = ctx.run(ctx.on.action("run-migrations"), self._state(n))
+        except testing.ActionFailed as failed:
+            state = failed.state  # an action's failure does not undo its writes
+            assert isinstance(state, testing.State)
+            self._commit(n, state, fail=False)
+            return ctx.action_results, failed.message
+        self._commit(n, out, fail=False)
+        return ctx.action_results, None
+
+    def _commit(self, n: int, out: testing.State, *, fail: bool) -> None:
+        unit = self.units[n]
+        unit.box, unit.status = out.get_container("flask-app"), out.unit_status
+        if fail:
+            return
         relation = out.get_relation(7)
         assert isinstance(relation, testing.PeerRelation)
         unit_data = {k: v for k, v in relation.local_unit_data.items() if k not in DEFAULT_KEYS}
@@ -113,16 +148,16 @@ class Cluster:
         if unit_data != self.unit_data[n]:
             self._wake(n, remote=n)
         if app_data != self.app_data:
-            assert n == LEADER, "only the leader writes the app databag"
+            assert n == self.leader, "only the leader writes the app databag"
             self._wake(n, remote=None)
         self.unit_data[n], self.app_data = unit_data, app_data
-        unit = self.units[n]
-        unit.box, unit.stored, unit.status = (
-            out.get_container("flask-app"),
-            frozenset(out.stored_states),
-            out.unit_status,
-        )
-        self.events.append((n, event, unit.code, self.running(n)))
+        unit.stored = frozenset(out.stored_states)
+
+    def script_exits(self, n: int, return_code: int) -> None:
+        """Unit n's migrate script exits with `return_code` from now on."""
+        box = self.units[n].box
+        run = testing.Exec(MIGRATE_PY, return_code=return_code, stderr="boom\n")
+        self.units[n].box = dataclasses.replace(box, execs={run})
 
     def _wake(self, writer: int, remote: int | None) -> None:
         for m in self.units:
@@ -155,6 +190,11 @@ UPGRADE = ("upgrade_charm", "config_changed", "start", "pebble_ready")
 
 @pytest.fixture
 def cluster(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    """Three units deployed on image v1 and settled, recording every migration run."""
+    return deployed_cluster(tmp_path, monkeypatch)
+
+
+def deployed_cluster(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
     """Three units deployed on image v1 and settled, recording every migration run."""
     made = Cluster(tmp_path)
     real = pebble_io.run_script
@@ -231,26 +271,17 @@ def test_rolling_upgrade_failure_blocks_first_unit_others_wait_then_action_recov
         "migration migrate.py failed (exit 3): boom; fix it and run "
         "`juju run flask-k8s/leader run-migrations`"
     )
-    assert cluster.units[1].status == testing.WaitingStatus("waiting for migration on flask-k8s/2")
+    # The others cannot go on without the operator either: they say so, naming the action.
+    assert cluster.units[1].status == testing.BlockedStatus(
+        "migration migrate.py failed on flask-k8s/2 (see juju debug-log); fix it and run "
+        "`juju run flask-k8s/leader run-migrations`"
+    )
     assert not cluster.running(2) and not cluster.running(1)
     assert cluster.running(0)  # the leader's pod still runs v1, untouched
 
-    cluster.return_code = 0  # the operator fixes the cause and runs the action on the leader
-    for n in (1, 2):
-        box = cluster.units[n].box
-        cluster.units[n].box = dataclasses.replace(box, execs={testing.Exec(MIGRATE_PY)})
-    ctx = testing.Context(FlaskCharm, unit_id=LEADER)
-    leader_box = cluster.units[LEADER].box
-    cluster.units[LEADER].box = dataclasses.replace(leader_box, execs={testing.Exec(MIGRATE_PY)})
-    cluster._running_unit = LEADER
-    out = ctx.run(ctx.on.action("run-migrations"), cluster._state(LEADER))
-    relation = out.get_relation(7)
-    assert isinstance(relation, testing.PeerRelation)
-    cluster.app_data = dict(relation.local_app_data)
-    cluster.unit_data[LEADER] = {
-        k: v for k, v in relation.local_unit_data.items() if k not in DEFAULT_KEYS
-    }
-    cluster._wake(LEADER, remote=None)
+    for n in UNITS:  # the operator fixes the cause and runs the action on the leader
+        cluster.script_exits(n, 0)
+    cluster.action(LEADER)
     cluster.settle()
 
     # The leader re-ran its own (v1) script and cleared the failure; v2 was retried once,

@@ -177,11 +177,6 @@ def test_secret_storage_any_secret_key_data(app, peers, leader):
         assert not generation or generation.isdigit()  # "" is absent, as in Juju
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the migration peer keys are parsed by src/migrations.py, made defensive on the "
-    "`migrations` branch",
-)
 @settings(FUZZ, phases=[Phase.generate])  # no shrinking: an expected failure needs no example
 @given(app=_bag(SECRET_KEYS + MIGRATION_KEYS), unit=_bag(MIGRATION_KEYS), leader=st.booleans())
 def test_secret_storage_any_migration_data_raises_nothing(app, unit, leader):
