@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from juju_local import prometheus
-from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.charm_stage import REPO
+from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 
 DEFAULT_STATE = REPO / ".cache" / "local-juju" / "default"
 
