@@ -13,7 +13,7 @@ from juju_local import charm_stage, hooktools
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model, ModelStatus, Status, UnitView
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 CHARMCRAFT = """
 name: tiny
