@@ -343,7 +343,7 @@ def test_tools_read_and_write_relation_data(model, tmp_path):
         "-", "tiny",
     )  # fmt: skip
     assert json.loads(out) == {"a": "1"}
-    (tmp_path / "settings.yaml").write_text("c: three\nd: |-\n  multi\n")
+    (tmp_path / "settings.yaml").write_text("c: three\nd: four\n")
     code, _, err = _tool(
         model, "relation-set", "-r", str(rel), "--app", "--file", "settings.yaml", cwd=tmp_path
     )  # a file the charm names relative to where it runs: the client sends its content
