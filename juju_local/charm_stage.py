@@ -138,7 +138,7 @@ def stage(
         (charm_dir / name).write_text(yaml.safe_dump(content, sort_keys=False))
     deps = runtime_dependencies(project) if dependencies is None else dependencies
     _link_tree(ensure_venv(deps, python, cache_dir), charm_dir / "venv")
-    (charm_dir / "venv").chmod(0o755)  # the cache is mkdtemp-made (0700): a non-root charm reads it
+    (charm_dir / "venv").chmod(0o755)  # mkdtemp made it 0700: a non-root charm reads it
     (charm_dir / "dispatch").write_text(DISPATCH)
     (charm_dir / "dispatch").chmod(0o755)
     entry = charm_dir / "src" / "charm.py"
