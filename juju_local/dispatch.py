@@ -4,7 +4,12 @@
 tools first on PATH, inside a bubblewrap mount namespace laid out as a Juju sidecar pod's charm
 container: the charm at `/var/lib/juju/agents/unit-<app>-<n>/charm`, and each workload
 container's Pebble socket directory at `/charm/containers/<container>/`. Nothing is written to
-the host's `/`, and ops is not patched.
+the host's `/`, and ops is not patched. The tools are clients of a `ToolServer` this process runs
+for the hook, so the store itself stays out of the sandbox.
+
+The hook runs as the user the charm's `charm-user` names, with Juju's uids: root, 171 (sudoer)
+or 170 (non-root); the charm directory is that user's, and the workload's Pebble grants it admin
+access (see `workload_container`). When we are not root, the hook runs as our own user.
 
 Like the agent, a hook that exits non-zero leaves no relation, secret or port changes behind
 (the store is rolled back) and puts the unit in error until a later hook succeeds; statuses,

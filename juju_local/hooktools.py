@@ -1,12 +1,11 @@
 """Juju's hook tools, backed by the model store: one entry point, dispatched on the tool's name.
 
-Each tool in the generated `bin/` directory is a symlink to one script that calls `main`; the
-charm finds them on PATH, as it finds Juju's. They take the argument forms ops 3.x passes (see
-`ops/hookcmds`), print JSON for `--format=json`, and fail as Juju's do: `ERROR <message>` on
-stderr and a non-zero exit (2 for a usage error). The store is the file named by
-`LOCALJUJU_MODEL`; the unit, relation and action come from the `JUJU_*` environment of the hook.
-
-Standard library only: the tools run with the charm's base Python inside the hook's sandbox.
+`run_tool` runs one call; the `toolserver` answers the charm's calls with it, in the process
+that dispatched the hook (the charm finds small clients on PATH, as it finds Juju's), and `main`
+runs one in this process from a hook's environment. The tools take the argument forms ops 3.x
+passes (see `ops/hookcmds`), print JSON for `--format=json`, and fail as Juju's do:
+`ERROR <message>` on stderr and a non-zero exit (2 for a usage error). The unit, relation and
+action come from the `JUJU_*` environment of the hook.
 """
 
 from __future__ import annotations
