@@ -9,8 +9,8 @@ round changes something and the charm reloads Gunicorn), then removes the deploy
 another checkout to compare before and after a change.
 
 First it times one hook tool call (`is-leader`) both ways: through the client and the
-`ToolServer`, as hooks call them now, and in a fresh base Python (the charm's) running `hooktools.main`,
-as each call ran before the server.
+`ToolServer`, as hooks call them now, and in a fresh base Python (the charm's) running
+`hooktools.main`, as each call ran before the server.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def tool_call_costs() -> None:
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); from juju_local.hooktools import main; "
         "sys.exit(main(['is-leader', '--format=json']))"
     )
-    fresh = _mean_ms([str(default_python()), "-sE", "-c", code], {**hook_env, MODEL_ENV: str(model.path)})
+    fresh_env = {**hook_env, MODEL_ENV: str(model.path)}
+    fresh = _mean_ms([str(default_python()), "-sE", "-c", code], fresh_env)
     print(f"one hook tool call: served {served:.1f} ms, fresh Python {fresh:.1f} ms")
 
 
