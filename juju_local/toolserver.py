@@ -19,6 +19,7 @@ closes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
 import shutil
@@ -115,7 +116,10 @@ class ToolServer:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._listener.close()  # accept() fails and the thread ends
+        # close() alone does not wake a thread blocked in accept(); shutdown() does (EINVAL).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
         self._thread.join(timeout=5)
 
     def _serve(self) -> None:
