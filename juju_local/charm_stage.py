@@ -38,6 +38,9 @@ BUILD_KEYS = frozenset(
     {"type", "base", "bases", "build-base", "platforms", "parts", "config", "actions",
      "charm-libs", "charmhub", "analysis"}
 )  # fmt: skip
+# charmcraft.yaml's `charm-user` → the uid Juju runs the charm container as (Juju's
+# JujuUserID 170 and JujuSudoUserID 171; root when the key is absent).
+CHARM_USERS = {"root": 0, "sudoer": 171, "non-root": 170}
 CODE_DIRS = ("src", "lib")
 GENERATED = ("metadata.yaml", "config.yaml", "actions.yaml", "dispatch", "venv")
 
@@ -60,6 +63,11 @@ class StagedCharm:
     def name(self) -> str:
         """The charm's name."""
         return str(self.metadata["name"])
+
+    @property
+    def charm_user(self) -> str:
+        """Who Juju runs the charm as: `root` (the default), `sudoer` or `non-root`."""
+        return str(self.metadata.get("charm-user") or "root")
 
     @property
     def containers(self) -> list[str]:
@@ -141,6 +149,11 @@ def stage(
         raise StageError(f"{source} does not exist")
     document = yaml.safe_load(source.read_text()) or {}
     metadata, config, actions = split_charmcraft(document)
+    if metadata.get("charm-user", "root") not in CHARM_USERS:
+        raise StageError(
+            f"charmcraft.yaml: charm-user must be one of {', '.join(CHARM_USERS)}, "
+            f"got {metadata['charm-user']!r}"
+        )
     charm_dir.mkdir(parents=True, exist_ok=True)
     for name in (*CODE_DIRS, *GENERATED):
         _remove(charm_dir / name)
@@ -155,6 +168,7 @@ def stage(
         (charm_dir / name).write_text(yaml.safe_dump(content, sort_keys=False))
     deps = runtime_dependencies(project) if dependencies is None else dependencies
     _link_tree(ensure_venv(deps, python, cache_dir), charm_dir / "venv")
+    (charm_dir / "venv").chmod(0o755)  # mkdtemp made it 0700: a non-root charm reads it
     (charm_dir / "dispatch").write_text(DISPATCH)
     (charm_dir / "dispatch").chmod(0o755)
     entry = charm_dir / "src" / "charm.py"

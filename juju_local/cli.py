@@ -15,13 +15,31 @@ the rock's files. The deployment stays up between commands until `remove`.
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
+from flask_rock.errors import ProjectError
 from juju_local import prometheus
-from juju_local.charm_stage import REPO
+from juju_local.charm_stage import REPO, StageError
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
+from juju_local.model import ModelStoreError
 
 DEFAULT_STATE = REPO / ".cache" / "local-juju" / "default"
+DEBUG_ENV = "JUJU_LOCAL_DEBUG"  # set to 1 for the traceback of an unexpected error
+# What the user can fix: a bad value, a missing directory, a hook that failed.
+USER_ERRORS = (DeploymentError, ModelStoreError, StageError, ProjectError, ValueError, OSError)
+
+
+class UsageError(Exception):
+    """The command line does not parse."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 1 like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -29,7 +47,7 @@ def _pairs(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+            raise UsageError(f"expected KEY=VALUE, got {item!r}")
         pairs[key] = value
     return pairs
 
@@ -60,7 +78,7 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
         return f"{outcome}\n{result.results}"
     if options.command == "integrate" and options.remote == "loki":
         if not options.url:
-            raise SystemExit(
+            raise UsageError(
                 "integrate loki needs the push URL, e.g. http://127.0.0.1:3100/loki/api/v1/push"
             )
         deployment.integrate_loki(options.url)
@@ -79,7 +97,7 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `juju-local` command line."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="juju-local", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
@@ -109,18 +127,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; errors print what the charm said, never a traceback."""
-    options = build_parser().parse_args(argv)
-    deployment = Deployment(options.state_dir)
-    if options.command not in ("deploy", "remove") and not deployment.exists:
-        print(f"nothing deployed in {options.state_dir}: run `deploy` first", file=sys.stderr)
-        return 1
+    """Run one command, one at a time per deployment; an error is one line, never a traceback.
+
+    A failed hook also shows what the charm said (its log, stdout and stderr).
+    """
+    command = "juju-local"
     try:
-        print(_command(deployment, options))
-    except DeploymentError as error:
-        print(f"juju-local {options.command} failed:\n{error}", file=sys.stderr)
+        options = build_parser().parse_args(argv)
+        command = f"juju-local {options.command}"
+        deployment = Deployment(options.state_dir)
+        with deployment.lock():
+            if options.command not in ("deploy", "remove") and not deployment.exists:
+                raise UsageError(f"nothing deployed in {options.state_dir}: run `deploy` first")
+            print(_command(deployment, options))
+    except (UsageError, *USER_ERRORS) as error:
+        print(f"{command}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug of ours: still one line, the traceback on request
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        print(
+            f"{command}: internal error: {type(error).__name__}: {_one_line(error)} "
+            f"(set {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message; a failed hook's details follow on later lines."""
+    if isinstance(error, ProjectError):
+        return "; ".join(error.problems)
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error) or type(error).__name__
 
 
 if __name__ == "__main__":

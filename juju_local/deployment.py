@@ -6,15 +6,20 @@ unit agent dispatches it (`juju_local.dispatch`), against a real Pebble running 
 it; its state lives in one directory, so each command (`deploy`, `config`, …) finds it again.
 """
 
+import contextlib
+import fcntl
 import json
 import shutil
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from juju_local import charm_stage
+from juju_local import charm_stage, processes
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
-from juju_local.model import Model
+from juju_local.model import Model, Status
+from juju_local.prometheus import PORT as PROMETHEUS_PORT
 from juju_local.prometheus import LocalPrometheus
 from juju_local.workload_container import WorkloadContainer
 
@@ -23,6 +28,12 @@ SAMPLE = REPO / "rock" / "sample"
 CONTAINER = "flask-app"
 PROMETHEUS_APP = "prometheus"
 LOKI_APP = "loki"
+APP_PORT = 8000
+METRICS_PORT = 9102
+POD_DOWN = (
+    "agent lost: the workload container's Pebble exited and the pod with it; "
+    "`juju-local upgrade` starts a fresh pod"
+)
 
 
 class DeploymentError(Exception):
@@ -52,7 +63,32 @@ class Deployment:
     @property
     def container(self) -> WorkloadContainer:
         """The unit's workload container."""
-        return WorkloadContainer(Path(self.meta["rock"]), self.state_dir / "pod")
+        rock = Path(self.meta["rock"]) if self.exists else SAMPLE
+        return WorkloadContainer(rock, self.state_dir / "pod")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the deployment for one command: Juju runs one hook at a time per unit.
+
+        The lock file sits beside the state directory, so `remove` deleting the state does not
+        let a waiting command lock a different file.
+        """
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir.with_name(f".{self.state_dir.name}.lock")
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("waiting for another juju-local command to finish…", file=sys.stderr)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def charm_uid(self) -> int:
+        """The uid the staged charm runs as (from its `charm-user`)."""
+        return charm_stage.CHARM_USERS[charm_stage.load(self.state_dir / "charm").charm_user]
 
     @property
     def model(self) -> Model:
@@ -76,12 +112,17 @@ class Deployment:
         """`juju deploy`: a fresh pod, then install → … → start → pebble-ready."""
         if self.exists:
             raise DeploymentError(f"already deployed in {self.state_dir}: `remove` it first")
+        if not (rock_dir / "rockcraft.yaml").is_file():
+            raise DeploymentError(
+                f"{rock_dir} is not a rock project (no rockcraft.yaml there): pass the "
+                "directory of a flask-framework rock, e.g. rock/sample"
+            )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         pod = WorkloadContainer(rock_dir, self.state_dir / "pod")
-        pod.start()
-        prepare(
+        runner = prepare(
             REPO, self.state_dir, containers={CONTAINER: pod.charm_container_dir}, config=config
         )
+        pod.start(runner.uid)
         self._meta_path.write_text(json.dumps({"rock": str(rock_dir.resolve())}))
         runner = self.runner()
         for event in (*DEPLOY_EVENTS, f"{CONTAINER}-pebble-ready"):
@@ -89,11 +130,13 @@ class Deployment:
 
     def config(self, values: dict[str, Any]) -> None:
         """`juju config app k=v` (a value of None resets the option): fires config-changed."""
+        self.require_pod()
         self.model.set_config(values)
         self._check(self.runner().fire("config-changed"))
 
     def run_action(self, name: str, params: dict[str, Any] | None = None):
         """`juju run app/0 NAME k=v…`: returns the action's result."""
+        self.require_pod()
         return self.runner().run_action(name, params)
 
     def fire(self, event: str, **context: Any) -> HookResult:
@@ -102,6 +145,7 @@ class Deployment:
 
     def integrate_prometheus(self) -> None:
         """`juju integrate app prometheus`: relation hooks, then Prometheus fed what we publish."""
+        self.require_pod()
         runner = self.runner()
         relation_id = self.model.add_relation(
             "metrics-endpoint", PROMETHEUS_APP, [f"{PROMETHEUS_APP}/0"], "prometheus_scrape"
@@ -119,6 +163,7 @@ class Deployment:
 
     def integrate_loki(self, url: str) -> int:
         """`juju integrate app loki`: a Loki unit whose push endpoint is `url`; its relation id."""
+        self.require_pod()
         runner = self.runner()
         unit = f"{LOKI_APP}/0"
         relation_id = self.model.add_relation("logging", LOKI_APP, [], "loki_push_api")
@@ -149,14 +194,28 @@ class Deployment:
     def upgrade(self) -> None:
         """`juju refresh`: new charm code and a fresh pod, then upgrade-charm and pebble-ready."""
         charm_stage.stage(REPO, self.state_dir / "charm")
-        self.container.start()
+        self.container.start(self.charm_uid())
         runner = self.runner()
         for event in ("upgrade-charm", "config-changed", "start", f"{CONTAINER}-pebble-ready"):
             self._check(runner.fire(event))
 
+    def require_pod(self) -> None:
+        """Refuse to fire hooks at a unit whose pod is gone: no agent would run them."""
+        if self.container.died:
+            raise DeploymentError(f"{self.model.app}/0: {POD_DOWN}, or `remove` it")
+
     def status(self) -> str:
-        """`juju status`, plus what Pebble runs and where to reach it."""
-        lines = [self.model.status().describe()]
+        """`juju status`, plus what Pebble runs and where to reach it.
+
+        A pod whose Pebble died shows as lost, never with the charm's last (stale) status.
+        """
+        status = self.model.status()
+        if self.container.died:
+            lost = Status("unknown", POD_DOWN)
+            status.app_status = lost
+            for unit in status.units.values():
+                unit.status = lost
+        lines = [status.describe()]
         if self.container.running:
             lines += ["", self.container.pebble("services").stdout.rstrip()]
             lines += [self.container.pebble("checks").stdout.rstrip()]
@@ -171,17 +230,32 @@ class Deployment:
         return "\n".join(parts)
 
     def remove(self) -> None:
-        """`juju remove-application`: stop, remove, then the pod and everything we started."""
+        """`juju remove-application`: stop, remove, then the pod and everything we started.
+
+        Then checks that nothing listens on the deployment's ports any more.
+        """
         if self.exists and self.container.running:
             runner = self.runner()
             for event in ("stop", "remove"):
                 runner.fire(event)
-        if self.exists:
-            self.container.stop()
+        ports = [APP_PORT, METRICS_PORT]
+        if self.prometheus.pid_path.exists():
+            ports.append(PROMETHEUS_PORT)
+        self.container.stop()  # also a pod left by a deploy that failed half-way
         self.prometheus.stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        busy = processes.wait_closed(ports, timeout=10)
+        if busy:
+            listed = ", ".join(f"127.0.0.1:{port}" for port in busy)
+            raise DeploymentError(
+                f"removed, but something still listens on {listed}: not a process this "
+                "deployment started (they have all ended); see `ss -ltnp`"
+            )
 
     def _check(self, result: HookResult) -> HookResult:
         if not result.ok:
-            raise DeploymentError(f"{result.describe()}\n{self.describe()}")
+            raise DeploymentError(
+                f'hook "{result.name}" failed (exit {result.returncode}); what the charm said:\n'
+                f"{result.describe()}\n{self.describe()}"
+            )
         return result

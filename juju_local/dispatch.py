@@ -4,7 +4,12 @@
 tools first on PATH, inside a bubblewrap mount namespace laid out as a Juju sidecar pod's charm
 container: the charm at `/var/lib/juju/agents/unit-<app>-<n>/charm`, and each workload
 container's Pebble socket directory at `/charm/containers/<container>/`. Nothing is written to
-the host's `/`, and ops is not patched.
+the host's `/`, and ops is not patched. The tools are clients of a `ToolServer` this process runs
+for the hook, so the store itself stays out of the sandbox.
+
+The hook runs as the user the charm's `charm-user` names, with Juju's uids: root, 171 (sudoer)
+or 170 (non-root); the charm directory is that user's, and the workload's Pebble grants it admin
+access (see `workload_container`). When we are not root, the hook runs as our own user.
 
 Like the agent, a hook that exits non-zero leaves no relation, secret or port changes behind
 (the store is rolled back) and puts the unit in error until a later hook succeeds; statuses,
@@ -25,12 +30,11 @@ from typing import Any
 
 from flask_rock import rootfs
 
-from . import hooktools
-from .charm_stage import default_python, load, stage
+from .charm_stage import CHARM_USERS, default_python, load, stage
 from .model import ActionRun, Model
+from .toolserver import ToolServer, write_client
 
 JUJU_VERSION = "3.6.8"
-PACKAGE_DIR = Path(__file__).resolve().parent
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RELATION_KINDS = ("created", "joined", "changed", "departed", "broken")
 SECRET_EVENTS = ("secret-changed", "secret-rotate", "secret-remove", "secret-expired")
@@ -80,26 +84,6 @@ class ActionResult(HookResult):
     action_logs: list[str] = field(default_factory=list)  # action-log messages
 
 
-def write_hook_tools(directory: Path, python: Path) -> Path:
-    """Create `directory/bin`: one script running `hooktools.main`, a symlink per tool name."""
-    bin_dir = directory / "bin"
-    if bin_dir.exists():
-        shutil.rmtree(bin_dir)
-    bin_dir.mkdir(parents=True)
-    entry = bin_dir / "hooktool"
-    entry.write_text(
-        f"#!{python} -sE\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(PACKAGE_DIR.parent)!r})\n"
-        f"from {PACKAGE_DIR.name}.hooktools import main\n"
-        "sys.exit(main())\n"
-    )
-    entry.chmod(0o755)
-    for name in hooktools.TOOLS:
-        (bin_dir / name).symlink_to(entry.name)
-    return bin_dir
-
-
 @dataclass
 class Runner:
     """Runs hooks and actions of the charm staged in `charm_dir` against the store `model`.
@@ -115,11 +99,19 @@ class Runner:
     tools_dir: Path | None = None  # default: next to the store
     timeout: float = HOOK_TIMEOUT
     juju_version: str = JUJU_VERSION
+    charm_uid: int | None = None  # who the charm runs as; default: its `charm-user`
 
     def __post_init__(self) -> None:
         self.charm_dir = Path(self.charm_dir).resolve()
+        if self.charm_uid is None:
+            self.charm_uid = CHARM_USERS[load(self.charm_dir).charm_user]
         tools = self.tools_dir or self.model.path.resolve().parent / "hooktools"
-        self._bin = write_hook_tools(tools, self.python)
+        self._bin = write_client(tools)
+
+    @property
+    def uid(self) -> int:
+        """The uid the charm's hooks run as (0: root)."""
+        return self.charm_uid or 0
 
     # -- public ---------------------------------------------------------------------------
 
@@ -264,8 +256,7 @@ class Runner:
         env = {
             "PATH": f"{self._bin}:{SANDBOX_PATH}",
             "LANG": "C.UTF-8",
-            "HOME": "/root",
-            hooktools.MODEL_ENV: str(self.model.path.resolve()),
+            "HOME": "/root" if self.uid == 0 else "/tmp",
             "JUJU_CHARM_DIR": inside,
             "CHARM_DIR": inside,
             "JUJU_CONTEXT_ID": f"{unit}-{context.get('JUJU_HOOK_NAME') or 'run'}-{_nonce()}",
@@ -297,12 +288,11 @@ class Runner:
             argv += ["--ro-bind", "/bin", "/bin"]
         argv += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]
         argv += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "0700", "--dir", "/root"]
-        store_dir = self.model.path.resolve().parent
-        argv += rootfs.bind(store_dir, str(store_dir))
-        read_only = {self._bin, PACKAGE_DIR, self.python.resolve().parent.parent}
-        for path in sorted(read_only):
-            if not path.is_relative_to("/usr") and not path.is_relative_to(store_dir):
-                argv += rootfs.bind(path, str(path), read_only=True)
+        # The hook tools' client only: the store stays outside, as Juju's does.
+        argv += rootfs.bind(self._bin, str(self._bin), read_only=True)
+        interpreter = self.python.resolve().parent.parent
+        if not interpreter.is_relative_to("/usr"):
+            argv += rootfs.bind(interpreter, str(interpreter), read_only=True)
         inside = self._inside_charm_dir(unit)
         argv += rootfs.bind(self.charm_dir, inside)
         for name, host in sorted(self.containers.items()):
@@ -311,27 +301,44 @@ class Runner:
         argv += ["--clearenv", "--chdir", inside]
         for key, value in env.items():
             argv += ["--setenv", key, value]
-        return [*argv, *command]
+        return [*argv, *self._as_charm_user(), *command]
+
+    def _as_charm_user(self) -> list[str]:
+        """What runs the command as the charm's user, as Juju's charm container does."""
+        if self.uid == 0 or os.geteuid() != 0:
+            return []  # root; or we are not root, and the hook runs as our own user
+        uid = str(self.uid)
+        return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+
+    def _own_charm_dir(self) -> None:
+        """Let the charm's user write its state next to the code (ops' `.unit-state.db`)."""
+        if self.uid == 0 or os.geteuid() != 0:
+            return
+        for path in (self.charm_dir, *self.charm_dir.glob(".unit-state.db*")):
+            os.chown(path, self.uid, self.uid)
 
     def _dispatch(self, name: str, unit: str, context: Mapping[str, str]) -> HookResult:
         env = self._environment(unit, context)
-        argv = self.sandbox_argv(unit, env, ["./dispatch"])
         log_start = self.model.log_path.stat().st_size if self.model.log_path.exists() else 0
-        process = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            stdout, stderr = process.communicate(timeout=self.timeout)
-            returncode = process.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            stderr += f"\n[juju-local] {name} killed after {self.timeout:.0f}s"
-            returncode = -signal.SIGKILL
+        self._own_charm_dir()
+        with ToolServer(self.model, unit, env) as tools:
+            argv = self.sandbox_argv(unit, {**env, **tools.client_env}, ["./dispatch"])
+            process = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
+            try:
+                stdout, stderr = process.communicate(timeout=self.timeout)
+                returncode = process.returncode
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                stdout, stderr = process.communicate()
+                stderr += f"\n[juju-local] {name} killed after {self.timeout:.0f}s"
+                returncode = -signal.SIGKILL
         with self.model.log_path.open() as log:
             log.seek(log_start)
             logs = log.read().splitlines()

@@ -1,12 +1,11 @@
 """Juju's hook tools, backed by the model store: one entry point, dispatched on the tool's name.
 
-Each tool in the generated `bin/` directory is a symlink to one script that calls `main`; the
-charm finds them on PATH, as it finds Juju's. They take the argument forms ops 3.x passes (see
-`ops/hookcmds`), print JSON for `--format=json`, and fail as Juju's do: `ERROR <message>` on
-stderr and a non-zero exit (2 for a usage error). The store is the file named by
-`LOCALJUJU_MODEL`; the unit, relation and action come from the `JUJU_*` environment of the hook.
-
-Standard library only: the tools run with the charm's base Python inside the hook's sandbox.
+`run_tool` runs one call; the `toolserver` answers the charm's calls with it, in the process
+that dispatched the hook (the charm finds small clients on PATH, as it finds Juju's), and `main`
+runs one in this process from a hook's environment. The tools take the argument forms ops 3.x
+passes (see `ops/hookcmds`), print JSON for `--format=json`, and fail as Juju's do:
+`ERROR <message>` on stderr and a non-zero exit (2 for a usage error). The unit, relation and
+action come from the `JUJU_*` environment of the hook.
 """
 
 from __future__ import annotations
@@ -858,28 +857,34 @@ TOOLS: dict[str, Callable[[Context, Sequence[str]], str | None]] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the tool named by `argv[0]`; return its exit code."""
-    argv = list(sys.argv if argv is None else argv)
-    tool = os.path.basename(argv[0])
+def run_tool(ctx: Context, argv: Sequence[str]) -> tuple[int, str, str]:
+    """Run the tool named by `argv[0]` in `ctx`: its exit code, stdout and stderr."""
+    tool = os.path.basename(argv[0]) if argv else ""
     handler = TOOLS.get(tool)
     if handler is None:
-        sys.stderr.write(f"ERROR unknown hook tool {tool!r}\n")
-        return 2
+        return 2, "", f"ERROR unknown hook tool {tool!r}\n"
+    try:
+        output = handler(ctx, list(argv[1:]))
+    except UsageError as error:
+        return 2, "", f"ERROR {error}\n"
+    except (ToolError, ModelStoreError) as error:
+        return 1, "", f"ERROR {error}\n"
+    except OSError as error:  # e.g. a --file the tool cannot read
+        return 1, "", f"ERROR {error}\n"
+    return 0, "" if output is None else output + "\n", ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one tool in this process, from the hook's environment (`LOCALJUJU_MODEL`)."""
+    argv = list(sys.argv if argv is None else argv)
     store = os.environ.get(MODEL_ENV)
     unit = os.environ.get("JUJU_UNIT_NAME")
     if not store or not unit:
+        tool = os.path.basename(argv[0]) if argv else "hook tool"
         sys.stderr.write(f"ERROR {tool} needs a hook context ({MODEL_ENV}, JUJU_UNIT_NAME)\n")
         return 1
     ctx = Context(model=Model(store), unit=unit, env=os.environ, stdin=sys.stdin)
-    try:
-        output = handler(ctx, argv[1:])
-    except UsageError as error:
-        sys.stderr.write(f"ERROR {error}\n")
-        return 2
-    except (ToolError, ModelStoreError) as error:
-        sys.stderr.write(f"ERROR {error}\n")
-        return 1
-    if output is not None:
-        sys.stdout.write(output + "\n")
-    return 0
+    code, out, err = run_tool(ctx, argv)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code

@@ -3,8 +3,7 @@
 It holds what a unit agent and the controller would keep for one application: units and
 leadership, charm config, relations and their databags, secrets, statuses, opened ports, the
 workload version, action runs and resources. The hook tools (`hooktools`) and the tests both go
-through `Model`; this module uses only the standard library, because the hook tools run it with
-the charm's base Python inside the hook's sandbox.
+through `Model`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Finding and ending the processes a local deployment leaves running between commands."""
 
+import contextlib
+import os
+import signal
+import socket
 import time
 from pathlib import Path
 
@@ -50,3 +54,32 @@ def descendant(pid: int, program: str) -> int | None:
             return child
         pending += children(child)
     return None
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on `host:port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, port)) == 0
+
+
+def wait_closed(ports: list[int], timeout: float) -> list[int]:
+    """Poll until nothing listens on `ports`; the ones still listening after `timeout`."""
+    deadline = time.monotonic() + timeout
+    busy = [port for port in ports if listening(port)]
+    while busy and time.monotonic() < deadline:
+        time.sleep(0.1)
+        busy = [port for port in busy if listening(port)]
+    return busy
+
+
+def terminate(pid: int, timeout: float) -> None:
+    """SIGTERM `pid`, then SIGKILL it if it has not ended after `timeout` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if not wait_gone(pid, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wait_gone(pid, timeout)

@@ -7,8 +7,6 @@ published alert rules become a rule file.
 """
 
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -152,11 +150,11 @@ class LocalPrometheus:
             return json.load(response)["data"]["activeTargets"]
 
     def stop(self) -> None:
-        """Stop Prometheus if it runs."""
+        """Stop Prometheus if it runs (SIGKILL if it ignores SIGTERM for 30 s)."""
         try:
             pid = int(self.pid_path.read_text())
-            os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
             return
-        processes.wait_gone(pid, 30)
+        if processes.alive(pid):
+            processes.terminate(pid, 30)
         self.pid_path.unlink(missing_ok=True)

@@ -4,8 +4,12 @@ The rock's filesystem comes from `flask_rock` (the layout `flask_rock run` uses)
 started the way Juju starts it in a sidecar pod: `--hold` (nothing starts until the charm
 replans), its state and socket under `/charm/container` (the volume shared with the charm
 container), and `PEBBLE_COPY_ONCE` so the rock's own layer is in the plan before the charm adds
-any. A "fresh container" (a new pod, or a new image) is a new layout and an empty
-`/charm/container`.
+any, and `--identities` granting the charm's user admin access (Juju's charm-init writes the same
+file: identity `charm`, the charm container's uid). A "fresh container" (a new pod, or a new
+image) is a new layout and an empty `/charm/container`.
+
+Pebble is the PID namespace's pid 1 (bubblewrap's `--as-pid-1`), as in a pod: when it dies, the
+kernel kills every process of the container with it, so no service outlives its supervisor.
 """
 
 import os
@@ -20,6 +24,7 @@ from flask_rock.rootfs import PEBBLE_DIR, sandbox_argv
 from juju_local import processes
 
 CONTAINER_MOUNT = "/charm/container"
+IDENTITIES_MOUNT = "/charm/etc/pebble/identities.yaml"
 SOCKET_NAME = "pebble.socket"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -44,25 +49,35 @@ class WorkloadContainer:
         """The Pebble socket, as the host sees it."""
         return self.charm_container_dir / SOCKET_NAME
 
-    def start(self) -> None:
-        """Start a fresh container: the image's files and an empty Pebble state."""
+    def start(self, charm_uid: int = 0) -> None:
+        """Start a fresh container: the image's files and an empty Pebble state.
+
+        `charm_uid` is the user the charm runs as: Pebble gives it admin access.
+        """
         self.stop()
         rootfs, _ = local_run.prepare(self.project_dir, self.state_dir / "image")
         shutil.rmtree(self.charm_container_dir, ignore_errors=True)
         self.charm_container_dir.mkdir(parents=True)
+        self.charm_container_dir.chmod(0o755)  # a non-root charm reaches the socket through it
+        identities = self.state_dir / "identities.yaml"
+        identities.write_text(
+            f"identities:\n  charm:\n    access: admin\n    local:\n      user-id: {charm_uid}\n"
+        )
         env = {
             "PEBBLE": f"{CONTAINER_MOUNT}/pebble",
             "PEBBLE_SOCKET": f"{CONTAINER_MOUNT}/{SOCKET_NAME}",
             "PEBBLE_COPY_ONCE": PEBBLE_DIR,
         }
         command = ["/bin/pebble", "run", "--create-dirs", "--hold", "--verbose"]
+        command += ["--identities", IDENTITIES_MOUNT]
         argv = sandbox_argv(
             rootfs,
             command,
             env=env,
-            binds=[(self.charm_container_dir, CONTAINER_MOUNT)],
+            binds=[(self.charm_container_dir, CONTAINER_MOUNT), (identities, IDENTITIES_MOUNT)],
             die_with_parent=False,
         )
+        argv.insert(1, "--as-pid-1")  # Pebble is the container's init: its death ends the pod
         with self.log_path.open("a") as log:
             process = subprocess.Popen(
                 argv,
@@ -102,11 +117,22 @@ class WorkloadContainer:
         """Whether the container's Pebble is alive."""
         return self._sandbox_pid() is not None
 
+    @property
+    def pebble_pid(self) -> int | None:
+        """The container's Pebble (its pid 1) as the host numbers it, if it runs."""
+        sandbox = self._sandbox_pid()
+        return processes.descendant(sandbox, "/bin/pebble") if sandbox else None
+
+    @property
+    def died(self) -> bool:
+        """Whether the container was started and its Pebble has since exited (the pod is gone)."""
+        return self.pid_path.exists() and not self.running
+
     def stop(self) -> None:
         """Stop the container as Kubernetes does: SIGTERM to Pebble, which stops the services."""
         sandbox = self._sandbox_pid()
         if sandbox is not None:
-            pebble = processes.descendant(sandbox, "/bin/pebble")
+            pebble = self.pebble_pid
             os.kill(pebble or sandbox, signal.SIGTERM)
             if not processes.wait_gone(sandbox, STOP_TIMEOUT):
                 os.killpg(sandbox, signal.SIGKILL)  # the whole pod, as a kubelet would

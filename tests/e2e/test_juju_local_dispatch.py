@@ -5,13 +5,17 @@ ends up as Juju's would. The charm under test is written into tmp_path.
 """
 
 import json
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from juju_local import charm_stage, hooktools
+from juju_local import charm_stage
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model, ModelStatus, Status, UnitView
+from juju_local.toolserver import ToolServer, write_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +52,8 @@ actions:
       name: {type: string, default: world}
   explode:
     additionalProperties: false
+  whoami:
+    description: Who the hooks run as, and whether the charm may write its own directory.
 """
 
 CHARM = '''
@@ -67,6 +73,7 @@ class Tiny(ops.CharmBase):
         framework.observe(self.on.app_pebble_ready, self._on_ready)
         framework.observe(self.on.greet_action, self._on_greet)
         framework.observe(self.on.explode_action, self._on_explode)
+        framework.observe(self.on.whoami_action, self._on_whoami)
         framework.observe(self.on.secret_changed, self._on_secret_changed)
         framework.observe(self.on.update_status, self._on_update_status)
 
@@ -108,6 +115,10 @@ class Tiny(ops.CharmBase):
 
     def _on_explode(self, event):
         event.fail("boom")
+
+    def _on_whoami(self, event):
+        writable = os.access(self.charm_dir, os.W_OK)
+        event.set_results({"uid": os.getuid(), "gid": os.getgid(), "writable": writable})
 
     def _on_secret_changed(self, event):
         value = event.secret.get_content(refresh=True)["value"]
@@ -164,7 +175,7 @@ def test_stage_splits_charmcraft_and_writes_dispatch(staged):
     assert metadata["name"] == "tiny" and "parts" not in metadata and "config" not in metadata
     assert metadata["containers"] == {"app": {"resource": "app-image"}}
     assert staged.config_options["colour"]["default"] == "blue"
-    assert set(staged.actions) == {"greet", "explode"}
+    assert set(staged.actions) == {"greet", "explode", "whoami"}
     dispatch = (staged.path / "dispatch").read_text()
     assert 'JUJU_DISPATCH_PATH="${JUJU_DISPATCH_PATH:-$0}" PYTHONPATH=lib:venv' in dispatch
     assert (staged.path / "venv" / "ops").is_dir()
@@ -296,78 +307,141 @@ def test_prepare_and_deploy_with_a_container_dir_at_juju_path(staged, tmp_path):
 # -- the hook tools' error protocol, called directly ----------------------------------------
 
 
-def _tool(model: Model, monkeypatch, capsys, *argv: str, stdin: str = "") -> tuple[int, str, str]:
-    import io
+def _tool(model: Model, *argv: str, stdin: str = "", cwd: Path | None = None):
+    """Call a hook tool as a charm does: the bash client on PATH, answered by a ToolServer."""
+    bin_dir = write_client(model.path.parent / "hooktools")
+    hook_env = {"JUJU_UNIT_NAME": "tiny/0"}
+    with ToolServer(model, "tiny/0", hook_env) as server:
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", **hook_env, **server.client_env}
+        done = subprocess.run(
+            argv, input=stdin, env=env, capture_output=True, text=True, timeout=30, cwd=cwd
+        )
+    return done.returncode, done.stdout, done.stderr
 
-    monkeypatch.setenv(hooktools.MODEL_ENV, str(model.path))
-    monkeypatch.setenv("JUJU_UNIT_NAME", "tiny/0")
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    code = hooktools.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
-
-def test_tool_errors_use_the_words_ops_maps(model, monkeypatch, capsys):
-    code, _, err = _tool(model, monkeypatch, capsys, "relation-get", "-r", "web:42", "-", "x/0")
+def test_tool_errors_use_the_words_ops_maps(model):
+    code, _, err = _tool(model, "relation-get", "-r", "web:42", "-", "x/0")
     assert code == 1 and err.startswith("ERROR ") and "relation not found" in err
-    code, _, err = _tool(model, monkeypatch, capsys, "secret-get", "secret:nope", "--format=json")
+    code, _, err = _tool(model, "secret-get", "secret:nope", "--format=json")
     assert code == 1 and "not found" in err
-    code, _, err = _tool(model, monkeypatch, capsys, "status-set", "--application=False", "bad")
+    code, _, err = _tool(model, "status-set", "--application=False", "bad")
     assert code == 1 and "invalid status" in err
-    code, _, err = _tool(model, monkeypatch, capsys, "config-get", "--bogus")
+    code, _, err = _tool(model, "config-get", "--bogus")
     assert code == 2
 
 
-def test_tools_read_and_write_relation_data(model, monkeypatch, capsys):
+def test_tools_read_and_write_relation_data(model, tmp_path):
     rel = model.add_relation("web", "client", ["client/0"], "http")
     code, _, err = _tool(
-        model, monkeypatch, capsys, "relation-set", "-r", f"web:{rel}", "--app", "--file", "-",
+        model, "relation-set", "-r", f"web:{rel}", "--app", "--file", "-",
         stdin=json.dumps({"a": "1", "b": "2"}),
     )  # fmt: skip
     assert code == 0, err
-    _tool(model, monkeypatch, capsys, "relation-set", "-r", str(rel), "--app", "b=")
+    _tool(model, "relation-set", "-r", str(rel), "--app", "b=")
     code, out, _ = _tool(
-        model, monkeypatch, capsys, "relation-get", "--format=json", "-r", str(rel), "--app",
+        model, "relation-get", "--format=json", "-r", str(rel), "--app",
         "-", "tiny",
     )  # fmt: skip
     assert json.loads(out) == {"a": "1"}
+    (tmp_path / "settings.yaml").write_text("c: three\nd: four\n")
+    code, _, err = _tool(
+        model, "relation-set", "-r", str(rel), "--app", "--file", "settings.yaml", cwd=tmp_path
+    )  # a file the charm names relative to where it runs: the client sends its content
+    assert code == 0, err
+    code, out, _ = _tool(
+        model, "relation-get", "--format=json", "-r", str(rel), "--app", "c", "tiny"
+    )
+    assert json.loads(out) == "three"
     model.set_leader("tiny/0")  # still the leader
-    code, out, _ = _tool(model, monkeypatch, capsys, "config-get", "--format=json")
+    code, out, _ = _tool(model, "config-get", "--format=json")
     assert json.loads(out) == {"colour": "blue"}
-    code, out, _ = _tool(model, monkeypatch, capsys, "network-get", "--format=json", "web")
+    code, out, _ = _tool(model, "network-get", "--format=json", "web")
     assert json.loads(out)["ingress-addresses"] == ["127.0.0.1"]
-    code, _, err = _tool(model, monkeypatch, capsys, "network-get", "--format=json", "nope")
+    code, _, err = _tool(model, "network-get", "--format=json", "nope")
     assert code == 1 and "no network config" in err
 
 
-def test_tools_secret_lifecycle(model, monkeypatch, capsys, tmp_path):
+def test_tools_secret_lifecycle(model, tmp_path):
     (tmp_path / "token").write_text("one")
     code, out, err = _tool(
-        model, monkeypatch, capsys, "secret-add", "--label", "tok", "--owner", "application",
+        model, "secret-add", "--label", "tok", "--owner", "application",
         f"token#file={tmp_path / 'token'}",
     )  # fmt: skip
     assert code == 0, err
     secret_id = out.strip()
     assert secret_id.startswith("secret:") and len(secret_id) == len("secret:") + 20
-    _tool(
-        model, monkeypatch, capsys, "secret-set", "--owner", "application", secret_id, "token=two"
-    )
-    code, out, _ = _tool(
-        model, monkeypatch, capsys, "secret-info-get", "--format=json", "--label", "tok"
-    )
+    _tool(model, "secret-set", "--owner", "application", secret_id, "token=two")
+    code, out, _ = _tool(model, "secret-info-get", "--format=json", "--label", "tok")
     [(xid, info)] = json.loads(out).items()
     assert secret_id.endswith(xid) and info["revision"] == 2 and info["label"] == "tok"
-    code, out, _ = _tool(
-        model, monkeypatch, capsys, "secret-get", "--format=json", "--label", "tok"
-    )
+    code, out, _ = _tool(model, "secret-get", "--format=json", "--label", "tok")
     assert json.loads(out) == {"token": "two"}
-    _tool(model, monkeypatch, capsys, "secret-remove", secret_id, "--revision", "1")
+    _tool(model, "secret-remove", secret_id, "--revision", "1")
     assert [r.revision for r in model.secret(secret_id).revisions] == [2]
-    code, out, _ = _tool(model, monkeypatch, capsys, "secret-ids", "--format=json")
+    code, out, _ = _tool(model, "secret-ids", "--format=json")
     assert json.loads(out) == [secret_id]
-    _tool(model, monkeypatch, capsys, "secret-remove", secret_id)
-    code, _, err = _tool(model, monkeypatch, capsys, "secret-get", secret_id, "--format=json")
+    _tool(model, "secret-remove", secret_id)
+    code, _, err = _tool(model, "secret-get", secret_id, "--format=json")
     assert code == 1 and "not found" in err
+
+
+def test_tool_server_answers_only_its_hook(model):
+    """The server listens on loopback, which the workload shares: a wrong token gets nothing."""
+    with ToolServer(model, "tiny/0", {"JUJU_UNIT_NAME": "tiny/0"}) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as stranger:
+            stranger.sendall(b"not-the-token\0status-set\x001\0active\x000\0")
+            assert stranger.recv(100) == b""
+        bin_dir = write_client(model.path.parent / "hooktools")
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", **server.client_env}
+        env["LOCALJUJU_TOOLS_TOKEN"] = "0" * 32
+        done = subprocess.run(
+            ["status-set", "active"], env=env, capture_output=True, text=True, timeout=30
+        )
+    assert done.returncode == 1 and "no answer" in done.stderr
+    assert model.status().units["tiny/0"].status.status == "unknown"
+
+
+@pytest.fixture(scope="module")
+def staged_non_root(tmp_path_factory) -> charm_stage.StagedCharm:
+    """The tiny charm declaring `charm-user: non-root`, as Juju 3.6 lets a charm do."""
+    project = tmp_path_factory.mktemp("project-non-root")
+    (project / "charmcraft.yaml").write_text(CHARMCRAFT + "charm-user: non-root\n")
+    (project / "src").mkdir()
+    (project / "src" / "charm.py").write_text(CHARM)
+    (project / "lib").mkdir()
+    deps = charm_stage.runtime_dependencies(REPO)
+    return charm_stage.stage(project, project / "charm", dependencies=deps)
+
+
+def test_root_charm_runs_as_root(runner):
+    whoami = runner.run_action("whoami")
+    assert whoami.ok, whoami.describe()
+    assert whoami.results["uid"] == str(os.getuid())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to Juju's uid 170 needs root")
+def test_non_root_charm_runs_its_hooks_as_juju_uid_170(staged_non_root, tmp_path):
+    model = Model.create(
+        tmp_path / "model" / "model.json", "tiny", "test", staged_non_root.config_options,
+        endpoints=staged_non_root.endpoints,
+    )  # fmt: skip
+    for endpoint, interface in staged_non_root.peer_relations().items():
+        model.add_peer_relation(endpoint, interface)
+    runner = Runner(staged_non_root.path, model)
+    assert runner.uid == 170
+    for event in DEPLOY_EVENTS:  # secrets, relation data, ports, status: all through the tools
+        _ok(runner.fire(event))
+    assert model.status().units["tiny/0"].status.message.endswith("token=s3cret rev=1")
+    whoami = runner.run_action("whoami")
+    assert whoami.ok, whoami.describe()
+    assert whoami.results == {"uid": "170", "gid": "170", "writable": "True"}
+    assert (staged_non_root.path / ".unit-state.db").stat().st_uid == 170
+
+
+def test_charm_user_must_be_one_juju_knows(tmp_path):
+    (tmp_path / "charmcraft.yaml").write_text(CHARMCRAFT + "charm-user: admin\n")
+    with pytest.raises(charm_stage.StageError, match="charm-user must be one of"):
+        charm_stage.stage(tmp_path, tmp_path / "charm", dependencies=[])
 
 
 def test_status_derives_the_app_status_from_the_worst_unit_when_the_charm_sets_none():

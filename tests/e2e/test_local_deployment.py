@@ -7,13 +7,19 @@ in order and each leaves the app serving.
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from juju_local import charm_stage, processes
 from juju_local.deployment import Deployment
 from tests.e2e import rock_runner
+
+REPO = Path(__file__).resolve().parents[2]
 
 READY = 30.0
 
@@ -189,3 +195,119 @@ def test_killed_gunicorn_master_is_restarted_by_pebble(deployment: Deployment):
     assert _wait(restarted, timeout=90), deployment.container.pebble("services").stdout
     deployment.fire("update-status")
     assert _unit_status(deployment) == ("active", "")
+
+
+# -- the command line: one hook at a time, one-line errors, a pod that dies, remove -----------
+
+
+def _cli(deployment: Deployment, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "juju_local", "--state-dir", str(deployment.state_dir), *args]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def _pod_processes(deployment: Deployment) -> list[int]:
+    """Every process of the workload container, the sandbox included."""
+    sandbox = int(deployment.container.pid_path.read_text())
+    found, pending = [sandbox], [sandbox]
+    while pending:
+        children = processes.children(pending.pop())
+        found += children
+        pending += children
+    return found
+
+
+def test_the_charm_runs_as_its_charm_user(deployment: Deployment):
+    """charm-user non-root: the hooks run as Juju's uid 170 and still drive Pebble."""
+    uid = charm_stage.CHARM_USERS[charm_stage.load(deployment.state_dir / "charm").charm_user]
+    if os.geteuid() != 0:
+        pytest.skip("switching users needs root")
+    assert (deployment.state_dir / "charm" / ".unit-state.db").stat().st_uid == uid
+    assert _unit_status(deployment) == ("active", "")  # the charm replanned Pebble as that uid
+
+
+def test_concurrent_commands_queue_like_hooks_on_a_unit(deployment: Deployment):
+    values = ["3", "4", "5", "6"]
+    argv = [sys.executable, "-m", "juju_local", "--state-dir", str(deployment.state_dir)]
+    running = [
+        subprocess.Popen(
+            [*argv, "config", f"webserver-keepalive={value}"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for value in values
+    ]
+    outcomes = [(process.wait(timeout=600), *process.communicate()) for process in running]
+
+    for code, out, err in outcomes:
+        assert code == 0, f"{out}\n{err}"
+        assert "database is locked" not in out + err
+    assert str(deployment.model.config()["webserver-keepalive"]) in values
+    assert not any(line for line in deployment.model.log_lines() if "Traceback" in line)
+    assert _unit_status(deployment) == ("active", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["config", "no-such-option=1"], 'unknown option "no-such-option"'),
+        (["config", "webserver-workers=many"], 'option "webserver-workers" expected int'),
+        (["config", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["run-action", "no-such-action"], 'action "no-such-action" not defined'),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_1(deployment: Deployment, args, words):
+    done = _cli(deployment, *args)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
+    assert _unit_status(deployment) == ("active", "")  # nothing was lost
+
+
+def test_deploying_a_missing_rock_directory_is_one_line(tmp_path):
+    state = tmp_path / "elsewhere"
+    argv = [sys.executable, "-m", "juju_local", "--state-dir", str(state)]
+    done = subprocess.run(
+        [*argv, "deploy", str(tmp_path / "no-rock")], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "no rockcraft.yaml" in done.stderr
+
+
+def test_killing_pebble_ends_the_whole_pod_and_status_says_so(deployment: Deployment):
+    pebble = deployment.container.pebble_pid
+    assert pebble is not None
+    pod = _pod_processes(deployment)
+    assert len(pod) >= 4  # the sandbox, Pebble, gunicorn (master and workers), statsd_exporter
+
+    os.kill(pebble, signal.SIGKILL)
+
+    assert _wait(lambda: not any(processes.alive(pid) for pid in pod), timeout=30)
+    assert processes.wait_closed([8000, 9102], timeout=10) == []
+    status = _cli(deployment, "status")
+    assert status.returncode == 0
+    assert "active" not in status.stdout and "agent lost" in status.stdout, status.stdout
+    refused = _cli(deployment, "config", "webserver-keepalive=2")
+    assert refused.returncode == 1 and "upgrade" in refused.stderr
+
+
+def test_upgrade_starts_a_fresh_pod(deployment: Deployment):
+    done = _cli(deployment, "upgrade")
+
+    assert done.returncode == 0, done.stderr
+    assert rock_runner.wait_for_http_ok("/")
+    assert _unit_status(deployment) == ("active", "")
+
+
+def test_remove_ends_everything_it_started(deployment: Deployment):
+    pod = _pod_processes(deployment)
+    prometheus = int(deployment.prometheus.pid_path.read_text())
+
+    done = _cli(deployment, "remove")
+
+    assert done.returncode == 0 and done.stdout.strip() == "removed", done.stderr
+    assert not any(processes.alive(pid) for pid in [*pod, prometheus])
+    assert [port for port in (8000, 9102, 9090) if processes.listening(port)] == []
+    assert not deployment.state_dir.exists()
