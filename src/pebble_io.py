@@ -175,6 +175,39 @@ class ScriptRun:
     stderr: str
 
 
+OUTPUT_TAIL = 8000  # characters kept of each of a script's stdout and stderr
+
+
+class OutputTail(io.StringIO):
+    """A text stream that keeps only the last `limit` characters written to it.
+
+    A script's output is the workload's to choose: it is bounded as it arrives, before it
+    reaches memory, the charm's log or an action result.
+    """
+
+    def __init__(self, limit: int = OUTPUT_TAIL):
+        super().__init__()
+        self.limit = limit
+        self.dropped = 0
+
+    def write(self, s: str) -> int:  # noqa: D102 (io.StringIO's)
+        written = super().write(s)
+        if self.tell() > 2 * self.limit:  # trim in batches: amortised O(1) per character
+            value = self.getvalue()
+            self.dropped += len(value) - self.limit
+            self.seek(0)
+            self.truncate()
+            super().write(value[-self.limit :])
+        return written
+
+    def text(self) -> str:
+        """The last `limit` characters, saying how many came before them."""
+        value = self.getvalue()
+        dropped = self.dropped + max(0, len(value) - self.limit)
+        value = value[-self.limit :]
+        return f"[{dropped} earlier characters left out]\n{value}" if dropped else value
+
+
 def supervised(python: str, argv: list[str], timeout: float) -> list[str]:
     """The command that runs `argv` and kills it, children included, after `timeout` s."""
     return [python, "-c", _SUPERVISOR, str(timeout), *argv]
@@ -197,7 +230,7 @@ def run_script(
     ops.pebble.APIError/ChangeError when the script cannot be started at all.
     """
     logger.info("running %s as %s in %s (timeout %ss)", argv, user, working_dir, timeout)
-    stdout, stderr = io.StringIO(), io.StringIO()
+    stdout, stderr = OutputTail(), OutputTail()
     process = container.exec(
         supervised(python, argv, timeout),
         user=user,
@@ -211,14 +244,14 @@ def run_script(
     try:
         process.wait()
     except ops.pebble.ExecError as exc:
-        err = stderr.getvalue()
+        err = stderr.text()
         if exc.exit_code == KILLED_EXIT and err.rstrip().endswith(KILLED_MARKER):
-            return ScriptRun(None, stdout.getvalue(), err.rstrip()[: -len(KILLED_MARKER)])
-        return ScriptRun(exc.exit_code, stdout.getvalue(), err)
+            return ScriptRun(None, stdout.text(), err.rstrip()[: -len(KILLED_MARKER)])
+        return ScriptRun(exc.exit_code, stdout.text(), err)
     except ops.pebble.TimeoutError:  # the client gave up waiting: Pebble's timeout has passed
-        return ScriptRun(None, stdout.getvalue(), stderr.getvalue())
+        return ScriptRun(None, stdout.text(), stderr.text())
     except ops.pebble.ChangeError as exc:
         if "timed out" not in exc.err and "timeout" not in exc.err:
             raise
-        return ScriptRun(None, stdout.getvalue(), stderr.getvalue())
-    return ScriptRun(0, stdout.getvalue(), stderr.getvalue())
+        return ScriptRun(None, stdout.text(), stderr.text())
+    return ScriptRun(0, stdout.text(), stderr.text())

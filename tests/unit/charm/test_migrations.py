@@ -230,7 +230,7 @@ def test_failed_migration_blocks_and_does_not_start(ctx, charm_dir, app_dir, cal
     assert "flask-ready" not in out.get_container("flask-app").plan.checks
 
 
-def test_failed_migration_logs_full_output(ctx, charm_dir, app_dir, caplog):
+def test_failed_migration_logs_its_output(ctx, charm_dir, app_dir, caplog):
     ready(ctx, app_state(charm_dir, app_dir, execs=failing()))
 
     logged = "\n".join(record.getMessage() for record in caplog.records)
@@ -651,3 +651,40 @@ def _wait_dead(pid: int) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# -- the script's output is the workload's: bounded before memory, log or action result ------
+
+
+def test_output_tail_keeps_only_the_last_characters():
+    tail = pebble_io.OutputTail(limit=10)
+
+    for _ in range(1000):
+        tail.write("0123456789abcdef")
+
+    assert tail.getvalue().endswith("abcdef")
+    assert len(tail.getvalue()) <= 20  # trimmed as it grows, not only at the end
+    assert tail.text() == "[15990 earlier characters left out]\n6789abcdef"
+
+
+def test_output_tail_short_output_is_kept_whole():
+    tail = pebble_io.OutputTail(limit=10)
+    tail.write("ok\n")
+
+    assert tail.text() == "ok\n"
+
+
+def test_huge_script_output_reaches_log_and_action_bounded(ctx, charm_dir, app_dir, caplog):
+    flood = "x" * (20 * 1024 * 1024)  # 20 MB, then the line that matters
+    execs = (testing.Exec(supervised(), return_code=1, stdout=flood, stderr=flood + "\nboom\n"),)
+    st = app_state(charm_dir, app_dir, execs=execs)
+
+    with pytest.raises(testing.ActionFailed):
+        ctx.run(ctx.on.action("run-migrations"), st)
+
+    results = ctx.action_results or {}
+    assert len(results["output"]) <= 8000 and len(results["error-output"]) <= 8000
+    assert results["error-output"].endswith("boom\n")
+    logged = sum(len(record.getMessage()) for record in caplog.records)
+    assert logged < 100_000  # the tails, not 40 MB
+    assert "earlier characters left out" in caplog.text
