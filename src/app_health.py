@@ -166,6 +166,19 @@ def not_answering_status(failures: int, port: int) -> ops.MaintenanceStatus:
     )
 
 
+def restarting_status(port: int) -> ops.MaintenanceStatus:
+    """Pebble is stopping the app itself (a failed check): it starts it again by itself."""
+    return ops.MaintenanceStatus(
+        f"the app does not answer HTTP on port {port}: Pebble is restarting it "
+        "(see `pebble logs flask`)"
+    )
+
+
+def pebble_is_stopping_it(change_error: str) -> bool:
+    """Whether a start failed because Pebble is still stopping the service (kill-delay)."""
+    return "cannot start service while" in change_error
+
+
 def starting_status(port: int) -> ops.WaitingStatus:
     """Started, but not answering yet when the hook stopped waiting."""
     return ops.WaitingStatus(

@@ -335,6 +335,8 @@ class FlaskCharm(ops.CharmBase):
             if conf_changed:
                 pebble_io.reload(container, workload.APP_SERVICE)
         except ops.pebble.ChangeError as exc:  # it exited within Pebble's okay-delay
+            if app_health.pebble_is_stopping_it(exc.err):  # on-check-failure: not a crash
+                raise StatusError(app_health.restarting_status(workload.APP_PORT)) from None
             health = self._health(container, app)
             status = health.crashed(exc.err.splitlines())
             self._stored.app_crash = health.crash

@@ -212,6 +212,28 @@ def test_app_exiting_within_okay_delay_blocks_with_the_exception(ctx, charm_dir,
     assert out.unit_status == testing.BlockedStatus(_crash_status("OSError: no db"))
 
 
+def test_app_pebble_is_still_stopping_is_being_restarted_not_crashed(ctx, charm_dir, monkeypatch):
+    # A frozen app failed its check: Pebble stops it (up to kill-delay), then starts it again.
+    def replan_while_terminating(_container: ops.Container) -> None:
+        err = 'cannot perform the following tasks:\n- Start service "flask" (cannot start '
+        err += "service while terminating)"
+        raise ops.pebble.ChangeError(err, None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pebble_io, "replan", replan_while_terminating)
+    settled = settled_state(charm_dir)
+    box = dataclasses.replace(
+        settled.get_container("flask-app"),
+        service_statuses={"flask": ops.pebble.ServiceStatus.INACTIVE},
+    )
+
+    out = ctx.run(ctx.on.update_status(), dataclasses.replace(settled, containers={box}))
+
+    assert out.unit_status == testing.MaintenanceStatus(
+        "the app does not answer HTTP on port 8000: Pebble is restarting it "
+        "(see `pebble logs flask`)"
+    )
+
+
 def _after_crash(ctx, charm_dir, monkeypatch) -> testing.State:
     monkeypatch.setattr(app_health, "wait_for_start", lambda *_: False)
     monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["RuntimeError: boom"])
