@@ -219,6 +219,11 @@ KILL_DELAY = f"{GRACEFUL_TIMEOUT + 5}s"
 # (`sleep(0)` does not: it only yields to callbacks already due). Sync and gthread workers never
 # yield. The rock's own hooks, if its config file defines them, run too (its `post_request`
 # first), exactly once.
+#
+# A gthread worker that stops (a reload replaces every worker) closes its idle keep-alive
+# connections unanswered: a client whose next request is already on its way gets no response.
+# Before closing them, it serves what arrives on them for a moment, each answer saying
+# `Connection: close` (the worker is no longer alive), as gevent workers do.
 WORKER_HOOKS = """\
 _rock_post_worker_init = globals().get("post_worker_init")
 _rock_post_request = globals().get("post_request")
@@ -245,8 +250,51 @@ def post_worker_init(worker):
         import gevent
 
         _timer_sleep = gevent.sleep
+    if "gunicorn.workers.gthread" in modules:
+        _serve_idle_connections_on_exit(worker)
     if _rock_post_worker_init is not None:
         _rock_post_worker_init(worker)
+
+
+def _serve_idle_connections_on_exit(worker):
+    poller, close = worker.poller, worker.poller.close
+
+    def close_after_last_requests():
+        waiting = [
+            key.data.args[0]
+            for key in list(poller.get_map().values())
+            if getattr(key.data, "func", None) is not None
+            and key.data.func.__name__ == "on_client_socket_readable"
+        ]
+        close()
+        _serve_last_requests(worker, waiting)
+
+    poller.close = close_after_last_requests
+
+
+def _serve_last_requests(worker, connections):
+    import selectors as _selectors
+    import time as _time
+
+    selector = _selectors.DefaultSelector()
+    for connection in connections:
+        selector.register(connection.sock, _selectors.EVENT_READ, connection)
+    deadline = _time.monotonic() + min(max(worker.cfg.keepalive, 1), 5)
+    while selector.get_map() and _time.monotonic() < deadline:
+        worker.notify()  # the master kills a worker it has not heard from in `timeout`
+        for key, _ in selector.select(min(0.5, max(0.0, deadline - _time.monotonic()))):
+            selector.unregister(key.fileobj)
+            connection = key.data
+            try:
+                connection.init()  # blocking again; a new connection gets its parser
+                worker.handle(connection)
+            except Exception:  # a client gone meanwhile: nothing to answer
+                pass
+            finally:
+                connection.close()
+    for key in list(selector.get_map().values()):
+        key.data.close()
+    selector.close()
 
 
 def post_request(worker, req, environ, resp):

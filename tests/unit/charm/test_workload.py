@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import runpy
+import selectors
+import socket
 import sys
 import types
+from typing import Any
 
 import pytest
 import yaml
@@ -283,12 +287,15 @@ class _Log:
 
 class _Cfg:
     worker_class_str = "test"
+    keepalive = 1
 
 
-def _worker(module: str) -> object:
+def _worker(module: str) -> Any:
     """A stand-in worker whose class lives in `module`, as Gunicorn's worker classes do."""
     cls = type("Worker", (), {"__module__": module, "log": _Log(), "cfg": _Cfg()})
-    return cls()
+    worker = cls()
+    worker.poller = selectors.DefaultSelector()  # gthread workers have one
+    return worker
 
 
 def _load_hooks(tmp_path, rock_conf_text: str, timer_yield: bool = True) -> dict[str, object]:
@@ -366,3 +373,42 @@ def test_gevent_yield_off_for_the_bench(tmp_path, gevent_sleeps):
     hooks["post_request"](worker, "a", {}, None)  # type: ignore[operator]
 
     assert gevent_sleeps == []
+
+
+class _Connection:
+    """Gunicorn's gthread connection, as far as the exit hook uses it."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.closed = False
+
+    def init(self) -> None:
+        self.sock.setblocking(True)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+def on_client_socket_readable(connection: _Connection, client: object) -> None:
+    """Named as the gthread worker's poller callback for a client connection."""
+
+
+def test_stopping_gthread_worker_answers_a_request_already_sent_on_an_idle_connection(tmp_path):
+    hooks = _load_hooks(tmp_path, "")
+    worker = _worker("gunicorn.workers.gthread")
+    answered: list[bytes] = []
+    worker.handle = lambda connection: answered.append(connection.sock.recv(100))
+    worker.notify = lambda: None
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    (busy, busy_client), (idle, _idle_client) = socket.socketpair(), socket.socketpair()
+    connections = [_Connection(busy), _Connection(idle)]
+    for connection in connections:
+        callback = functools.partial(on_client_socket_readable, connection)
+        worker.poller.register(connection.sock, selectors.EVENT_READ, callback)
+    busy_client.sendall(b"GET / HTTP/1.1\r\n\r\n")  # the next request, already on its way
+
+    worker.poller.close()  # what the worker does when it stops
+
+    assert answered == [b"GET / HTTP/1.1\r\n\r\n"]
+    assert all(connection.closed for connection in connections)
