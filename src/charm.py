@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ops
 
+import integrations
 import migrations
 import observability
 import pebble_io
@@ -47,6 +48,7 @@ class FlaskCharm(ops.CharmBase):
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self._config: FlaskConfig | None = None
+        self._integrations: integrations.Found | None = None
         self.secret_key = secret_key.SecretKey(self)
         self.observability = observability.Observability(self)
         self.migrations = migrations.Migrations(self)
@@ -70,6 +72,7 @@ class FlaskCharm(ops.CharmBase):
             on[observability.LOGGING_RELATION].relation_changed,
             on[observability.LOGGING_RELATION].relation_departed,
             on[observability.LOGGING_RELATION].relation_broken,
+            *integrations.events(on),  # databases and the like: src/integrations/
         ):
             framework.observe(event, self._on_state_changed)
         # Grafana re-reads dashboards only when told to (a new `uuid`): these events re-send.
@@ -147,6 +150,7 @@ class FlaskCharm(ops.CharmBase):
         self.unit.set_ports(workload.APP_PORT)  # the app's port on the Kubernetes service
         self.ingress.publish()
         self.observability.publish()
+        integrations.publish(self)
         if self.unit.is_leader():
             self.migrations.coordinate(self._migration_timeout())
         container = self.unit.get_container(CONTAINER)
@@ -161,7 +165,8 @@ class FlaskCharm(ops.CharmBase):
             self._status = ops.WaitingStatus(f"waiting for Pebble in the {CONTAINER} container")
         else:
             url = self.ingress.url
-            self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
+            waiting = self._integrations.status if self._integrations else None
+            self._status = waiting or ops.ActiveStatus(f"serving at {url}" if url else "")
         return self._status
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
@@ -193,7 +198,10 @@ class FlaskCharm(ops.CharmBase):
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
-        return workload.FlaskApp(rock_service, cfg, key, base_url)
+        self._integrations = integrations.collect(self, lambda: _plan_env(container))
+        return workload.FlaskApp(
+            rock_service, cfg, key, base_url, integration_env=self._integrations.env
+        )
 
     def _migration_timeout(self) -> int:
         from config import DEFAULT_MIGRATION_TIMEOUT, InvalidConfigError
@@ -306,6 +314,12 @@ class FlaskCharm(ops.CharmBase):
             return container.pull(workload.CHARM_GUNICORN_CONFIG).read()
         except (ops.pebble.PathError, ops.pebble.APIError):
             return None
+
+
+def _plan_env(container: ops.Container) -> dict[str, str]:
+    """The environment the app runs with now (integrations not ready keep theirs)."""
+    service = container.get_plan().services.get(workload.APP_SERVICE)
+    return dict(service.environment) if service else {}
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -234,6 +234,8 @@ class FlaskApp:
     config: FlaskConfig
     secret_key: str
     base_url: str
+    # Variables from related integrations (databases, …): src/integrations/.
+    integration_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def rock_command(self) -> RockCommand:
@@ -271,6 +273,7 @@ class FlaskApp:
                 "startup": "enabled",
                 "environment": {
                     **rock_env,
+                    **self.integration_env,
                     **environment(self.config, self.secret_key, self.base_url),
                 },
                 "on-check-failure": {

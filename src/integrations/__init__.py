@@ -1,0 +1,123 @@
+"""Integrations that hand the app its settings as environment variables, one module per kind.
+
+Each kind's module (`postgresql`, `redis`, …) offers:
+- `ENDPOINT` and `ENV_PREFIX`;
+- `read(charm, relation)`: the relation read into a typed value, raising `NotReady` or `BadData`
+  (from `charms.flask_k8s.v0.database_requires`) whose messages name the relation;
+- `env(value)`: a pure function from that value to environment variables;
+- optionally `request(charm, relation)` (the leader's side of the handshake) and
+  `identity(env)`: what, in those variables, makes a *different* backend for the migrations
+  (endpoint and database name, never a credential).
+
+`REGISTRY` names the modules without importing them: a hook on a charm with no such relation
+imports nothing more than this file. Adding an integration is one new module, one line here,
+and its endpoint in charmcraft.yaml.
+
+While a related provider has not published (or published something unusable), the app keeps
+the variables it runs with (read back from the current plan): a live app keeps serving with
+what it had, a fresh pod starts without them. Status then says Waiting or Blocked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ops
+
+logger = logging.getLogger(__name__)
+
+# endpoint -> the module that handles it (imported only when that endpoint has a relation)
+REGISTRY: dict[str, str] = {
+    "postgresql": "integrations.postgresql",
+    "mysql": "integrations.mysql",
+    "mongodb": "integrations.mongodb",
+    "redis": "integrations.redis",
+}
+RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
+
+
+def events(on: ops.CharmEvents) -> list[ops.BoundEvent]:
+    """The relation events of every registered endpoint (each one reconciles)."""
+    return [getattr(on[endpoint], kind) for endpoint in REGISTRY for kind in RELATION_EVENTS]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the related integrations give the app, and what they still lack."""
+
+    env: dict[str, str]
+    identity: str  # joins every integration's `identity(env)`: a new backend means new code
+    problems: tuple[ops.StatusBase, ...] = ()
+
+    @property
+    def status(self) -> ops.StatusBase | None:
+        """The first Blocked problem, else the first Waiting one, else None."""
+        blocked = [status for status in self.problems if status.name == "blocked"]
+        return (blocked or list(self.problems) or [None])[0]
+
+
+def _module(endpoint: str) -> Any:
+    return importlib.import_module(REGISTRY[endpoint])
+
+
+def _related(charm: ops.CharmBase) -> list[tuple[Any, ops.Relation]]:
+    """(module, relation) for each registered endpoint that has a relation (limit 1 each)."""
+    found = []
+    for endpoint in REGISTRY:
+        relations = charm.model.relations.get(endpoint) or []
+        if relations:
+            found.append((_module(endpoint), relations[0]))
+    return found
+
+
+def publish(charm: ops.CharmBase) -> None:
+    """The leader's side of each handshake (e.g. ask for a database); idempotent."""
+    import ops
+
+    if not charm.unit.is_leader():
+        return
+    for module, relation in _related(charm):
+        request = getattr(module, "request", None)
+        if request is None:
+            continue
+        try:
+            request(charm, relation)
+        except ops.ModelError as exc:  # e.g. the relation went away mid-hook
+            logger.info("could not write the %s request: %s", relation.name, exc)
+
+
+def collect(charm: ops.CharmBase, current_env: Callable[[], Mapping[str, str]]) -> Found:
+    """Read every related integration; keep the current variables of those not ready."""
+    import ops
+    from charms.flask_k8s.v0.database_requires import BadData, NotReady
+
+    env: dict[str, str] = {}
+    identities: list[str] = []
+    problems: list[ops.StatusBase] = []
+    for module, relation in _related(charm):
+        try:
+            own = module.env(module.read(charm, relation))
+        except NotReady as exc:
+            problems.append(ops.WaitingStatus(str(exc)))
+            own = _kept(module, current_env())
+        except BadData as exc:
+            problems.append(ops.BlockedStatus(str(exc)))
+            own = _kept(module, current_env())
+        except ops.ModelError as exc:  # a hook tool failed: transient, the next event retries
+            logger.info("could not read the %s relation: %s", relation.name, type(exc).__name__)
+            problems.append(ops.WaitingStatus(f"could not read the {relation.name} relation"))
+            own = _kept(module, current_env())
+        env.update(own)
+        identify = getattr(module, "identity", None)
+        if identify is not None and own:
+            identities.append(identify(own))
+    return Found(env, "\n".join(identities), tuple(problems))
+
+
+def _kept(module: Any, current: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in current.items() if key.startswith(module.ENV_PREFIX)}
