@@ -2,8 +2,8 @@
 
 Each kind's module (`postgresql`, `redis`, …) offers:
 - `ENDPOINT` and `ENV_PREFIX`;
-- `read(charm, relation)`: the relation read into a typed value, raising `NotReady` or `BadData`
-  (from `charms.flask_k8s.v0.database_requires`) whose messages name the relation;
+- `read(charm, relation)`: the relation read into a typed value, raising `NotReadyError` or
+  `BadDataError` (from `charms.flask_k8s.v0.database_requires`) whose messages name the relation;
 - `env(value)`: a pure function from that value to environment variables;
 - optionally `request(charm, relation)` (the leader's side of the handshake) and
   `identity(env)`: what, in those variables, makes a *different* backend for the migrations
@@ -94,7 +94,8 @@ def publish(charm: ops.CharmBase) -> None:
 def collect(charm: ops.CharmBase, current_env: Callable[[], Mapping[str, str]]) -> Found:
     """Read every related integration; keep the current variables of those not ready."""
     import ops
-    from charms.flask_k8s.v0.database_requires import BadData, NotReady
+
+    from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
 
     env: dict[str, str] = {}
     identities: list[str] = []
@@ -102,10 +103,10 @@ def collect(charm: ops.CharmBase, current_env: Callable[[], Mapping[str, str]]) 
     for module, relation in _related(charm):
         try:
             own = module.env(module.read(charm, relation))
-        except NotReady as exc:
+        except NotReadyError as exc:
             problems.append(ops.WaitingStatus(str(exc)))
             own = _kept(module, current_env())
-        except BadData as exc:
+        except BadDataError as exc:
             problems.append(ops.BlockedStatus(str(exc)))
             own = _kept(module, current_env())
         except ops.ModelError as exc:  # a hook tool failed: transient, the next event retries

@@ -48,7 +48,9 @@ class Database:
             userinfo = ":" + quote(self.password, safe="") + "@"
         hosts = ",".join(f"{host.host}:{host.port}" for host in self.hosts)
         path = "/" + quote(self.name, safe="") if self.name else ""
-        return f"{self.scheme}://{userinfo}{hosts}{path}" + (f"?{self.query}" if self.query else "")
+        return f"{self.scheme}://{userinfo}{hosts}{path}" + (
+            f"?{self.query}" if self.query else ""
+        )
 
 
 def request(charm: ops.CharmBase, relation: ops.Relation) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import ops
 
 from charms.flask_k8s.v0 import database_requires
-from charms.flask_k8s.v0.database_requires import BadData
+from charms.flask_k8s.v0.database_requires import BadDataError
 from integrations import database
 
 ENDPOINT = "mongodb"
@@ -24,12 +24,12 @@ request = database.request
 
 
 def read(charm: ops.CharmBase, relation: ops.Relation) -> database.Database:
-    """The database the provider created for us (NotReady/BadData until it is usable)."""
+    """The database the provider created for us (NotReadyError/BadDataError until it is usable)."""
     data = database_requires.read_database(charm.model, relation, charm.app.name)
     if data.uris is not None and (
         not data.uris.startswith(SCHEMES) or any(c.isspace() for c in data.uris)
     ):
-        raise BadData(
+        raise BadDataError(
             f"the {relation.name} relation published a connection URI that is not a "
             f"mongodb:// URI: fix or replace the provider, or remove the relation"
         )

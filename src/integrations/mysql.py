@@ -18,7 +18,7 @@ request = database.request
 
 
 def read(charm: ops.CharmBase, relation: ops.Relation) -> database.Database:
-    """The database the provider created for us (NotReady/BadData until it is usable)."""
+    """The database the provider created for us (NotReadyError/BadDataError until it is usable)."""
     return database.read(charm, relation, SCHEME)
 
 

@@ -18,7 +18,7 @@ ENV_PREFIX = "REDIS_DB_"
 
 
 def read(_charm: ops.CharmBase, relation: ops.Relation) -> database.Database:
-    """Where Redis serves (NotReady/BadData until the provider says so)."""
+    """Where Redis serves (NotReadyError/BadDataError until the provider says so)."""
     data = database_requires.read_redis(relation)
     return database.Database("redis", (Endpoint(data.host, data.port),), "", None, data.password)
 

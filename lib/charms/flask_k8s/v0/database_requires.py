@@ -20,9 +20,9 @@ Wire format, `redis` (the redis-k8s charm's library): each Redis unit's databag 
 `leader-host`. No credentials.
 
 This library observes nothing and never sets status: the charm's leader calls `request()` from
-its reconcile, and every unit calls `read_database()` / `read_redis()`, which raise `NotReady`
-(the provider has not published yet) or `BadData` (it published something we cannot use). Their
-messages name the relation and never hold a credential.
+its reconcile, and every unit calls `read_database()` / `read_redis()`, which raise
+`NotReadyError` (the provider has not published yet) or `BadDataError` (it published something we
+cannot use). Their messages name the relation and never hold a credential.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ _ENDPOINT = re.compile(r"^(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>
 _HOST = re.compile(r"^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
 
 
-class NotReady(Exception):
+class NotReadyError(Exception):
     """The provider has not published what we need yet (a transient state)."""
 
 
-class BadData(Exception):
+class BadDataError(Exception):
     """The provider published data we cannot use; the message says what to do."""
 
 
@@ -91,14 +91,14 @@ def request(relation: ops.Relation, app: ops.Application, database: str) -> None
 
 
 def parse_endpoints(raw: str | None, relation_name: str) -> tuple[Endpoint, ...]:
-    """Parse `host:port[,host:port…]`; raise NotReady when empty, BadData when malformed."""
+    """Parse `host:port[,host:port…]`; NotReadyError when empty, BadDataError when malformed."""
     if not raw or not raw.strip():
-        raise NotReady(f"waiting for the {relation_name} relation to publish its endpoints")
+        raise NotReadyError(f"waiting for the {relation_name} relation to publish its endpoints")
     endpoints = []
     for item in raw.split(","):
         match = _ENDPOINT.match(item.strip())
         if not match or not 0 < int(match["port"]) < 65536:
-            raise BadData(
+            raise BadDataError(
                 f"the {relation_name} relation published an invalid endpoint "
                 f"{item.strip()[:60]!r} (want host:port): fix or replace the provider, or "
                 f"remove the relation"
@@ -113,43 +113,45 @@ def _secret_content(model: ops.Model, secret_id: str, relation_name: str) -> dic
         # refresh: follow the provider's rotations (secret-changed), and read the newest now.
         return secret.get_content(refresh=True)
     except ops.SecretNotFoundError:
-        raise BadData(
+        raise BadDataError(
             f"the credentials secret of the {relation_name} relation does not exist: remove "
             f"the relation and integrate again"
         ) from None
     except ops.ModelError as exc:
         # Most often not granted to us yet: the provider grants it, then tells us again.
         logger.info("cannot read the %s credentials secret yet: %s", relation_name, type(exc))
-        raise NotReady(
+        raise NotReadyError(
             f"waiting for access to the credentials secret of the {relation_name} relation "
             f"(the provider must grant it)"
         ) from None
 
 
 def read_database(model: ops.Model, relation: ops.Relation, default_name: str) -> DatabaseData:
-    """Read the provider's answer; raise NotReady or BadData (messages hold no credential)."""
+    """Read the provider's answer; NotReadyError or BadDataError (never holding a credential)."""
     name = relation.name
     if relation.app is None:
-        raise NotReady(f"waiting for the {name} relation's provider to join")
+        raise NotReadyError(f"waiting for the {name} relation's provider to join")
     remote = relation.data[relation.app]
     endpoints = parse_endpoints(remote.get("endpoints"), name)
     secret_id = remote.get(USER_SECRET_KEY)
     if secret_id:
         credentials = _secret_content(model, secret_id, name)
     else:
-        credentials = {key: remote[key] for key in ("username", "password", "uris") if key in remote}
+        credentials = {
+            key: remote[key] for key in ("username", "password", "uris") if key in remote
+        }
     username, password = credentials.get("username"), credentials.get("password")
     if not username and not password:
-        raise NotReady(f"waiting for the {name} relation to publish its credentials")
+        raise NotReadyError(f"waiting for the {name} relation to publish its credentials")
     if not username or not password:
         missing = "username" if not username else "password"
-        raise BadData(
+        raise BadDataError(
             f"the {name} relation published credentials without a {missing}: ask the provider "
             f"to recreate the user, or remove the relation"
         )
     database = remote.get("database") or default_name
     if not database.strip() or any(c in database for c in "/?#@ \t\r\n"):
-        raise BadData(
+        raise BadDataError(
             f"the {name} relation published an invalid database name: remove the relation "
             f"and integrate again"
         )
@@ -174,9 +176,9 @@ def read_redis(relation: ops.Relation) -> RedisData:
     )
     port = next((data["port"] for data in unit_data if data.get("port")), None)
     if not host or not port:
-        raise NotReady(f"waiting for the {name} relation to publish its host and port")
+        raise NotReadyError(f"waiting for the {name} relation to publish its host and port")
     if not _HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
-        raise BadData(
+        raise BadDataError(
             f"the {name} relation published an invalid host or port: fix or replace the "
             f"provider, or remove the relation"
         )
