@@ -156,7 +156,11 @@ class FlaskCharm(ops.CharmBase):
         container = self.unit.get_container(CONTAINER)
         try:
             app = self._desired_app(container)
-            self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
+            # A new database (endpoint or name, not a password) is new code to migrate for.
+            moved = integrations.identity_of(app.integration_env) != integrations.identity_of(
+                _plan_env(container)
+            )
+            self.migrations.gate(container, app, upgrading=upgrading or moved)
             self._apply(container, app)
         except StatusError as exc:  # incl. secret key and migration waits
             self._status = exc.status

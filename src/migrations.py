@@ -11,6 +11,9 @@ script's children running).
 What "the code" is. A *code id* hashes the charm's own code, the script's name and content, and
 the path, size and mtime of every file under /flask/app (`__pycache__` aside). A new image or a
 new charm revision gives a new code id; a pod restarted on the same image and charm does not.
+A related database (its endpoint and name, `integrations.identity_of`; not its credentials) is
+part of the code id too: moving to another database is new code, so the script runs against it
+before the app serves with it.
 A migration "for code C" is needed once per application, not once per unit.
 
 When. A unit evaluates migrations only while its app is not running (the first start of the app
@@ -260,7 +263,7 @@ class Migrations(ops.Object):
             return
         if relation is None:
             raise MigrationPendingError(ops.WaitingStatus(f"waiting for the {PEER} relation"))
-        code = self._code_id(container, script)
+        code = self._code_id(container, script, app)
         board = read_board(relation, self._charm.app, self._charm.unit)
         timeout = app.config.migration_timeout
         decision = decide(
@@ -306,7 +309,7 @@ class Migrations(ops.Object):
             )
         failed = lease is not None and lease.failed
         board = dataclasses.replace(board, retry=board.retry + 1, lease=None if failed else lease)
-        code = self._code_id(container, script)
+        code = self._code_id(container, script, app)
         run = self._run(container, app, script, code, board.serial + 1, board)
         results: dict[str, Any] = {
             "script": script.name,
@@ -328,7 +331,7 @@ class Migrations(ops.Object):
         files = {f.name: f.permissions for f in entries if f.type == ops.pebble.FileType.FILE}
         return discover(files, app.rock_command.interpreter)
 
-    def _code_id(self, container: ops.Container, script: Script) -> str:
+    def _code_id(self, container: ops.Container, script: Script, app: FlaskApp) -> str:
         content = container.pull(f"{APP_DIR}/{script.name}", encoding=None).read()
         listing: list[str] = []
         directories = [APP_DIR]
@@ -340,6 +343,10 @@ class Migrations(ops.Object):
                 elif entry.type == ops.pebble.FileType.FILE and not entry.name.endswith(".pyc"):
                     stamp = entry.last_modified.timestamp() if entry.last_modified else 0
                     listing.append(f"{entry.path}\0{entry.size}\0{stamp}")
+        import integrations  # the related databases (none: the code id is unchanged)
+
+        if database := integrations.identity_of(app.integration_env):
+            listing.append(f"database\0{database}")
         return code_id(charm_fingerprint(), script, content, sorted(listing))
 
     def _set_want(self, code: str | None) -> None:

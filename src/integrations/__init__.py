@@ -24,19 +24,26 @@ import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import ops
 
 logger = logging.getLogger(__name__)
 
-# endpoint -> the module that handles it (imported only when that endpoint has a relation)
-REGISTRY: dict[str, str] = {
-    "postgresql": "integrations.postgresql",
-    "mysql": "integrations.mysql",
-    "mongodb": "integrations.mongodb",
-    "redis": "integrations.redis",
+
+class Kind(NamedTuple):
+    """Where an endpoint's module is (imported only when needed) and its variables' prefix."""
+
+    module: str
+    env_prefix: str
+
+
+REGISTRY: dict[str, Kind] = {
+    "postgresql": Kind("integrations.postgresql", "POSTGRESQL_DB_"),
+    "mysql": Kind("integrations.mysql", "MYSQL_DB_"),
+    "mongodb": Kind("integrations.mongodb", "MONGODB_DB_"),
+    "redis": Kind("integrations.redis", "REDIS_DB_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 
@@ -51,7 +58,6 @@ class Found:
     """What the related integrations give the app, and what they still lack."""
 
     env: dict[str, str]
-    identity: str  # joins every integration's `identity(env)`: a new backend means new code
     problems: tuple[ops.StatusBase, ...] = ()
 
     @property
@@ -62,7 +68,7 @@ class Found:
 
 
 def _module(endpoint: str) -> Any:
-    return importlib.import_module(REGISTRY[endpoint])
+    return importlib.import_module(REGISTRY[endpoint].module)
 
 
 def _related(charm: ops.CharmBase) -> list[tuple[Any, ops.Relation]]:
@@ -98,7 +104,6 @@ def collect(charm: ops.CharmBase, current_env: Callable[[], Mapping[str, str]]) 
     from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
 
     env: dict[str, str] = {}
-    identities: list[str] = []
     problems: list[ops.StatusBase] = []
     for module, relation in _related(charm):
         try:
@@ -114,10 +119,22 @@ def collect(charm: ops.CharmBase, current_env: Callable[[], Mapping[str, str]]) 
             problems.append(ops.WaitingStatus(f"could not read the {relation.name} relation"))
             own = _kept(module, current_env())
         env.update(own)
-        identify = getattr(module, "identity", None)
-        if identify is not None and own:
-            identities.append(identify(own))
-    return Found(env, "\n".join(identities), tuple(problems))
+    return Found(env, tuple(problems))
+
+
+def identity_of(env: Mapping[str, str]) -> str:
+    """Which backends the variables point at (no credential): new ones mean new code.
+
+    Joins each present integration's `identity(env)`; "" when none is present, so that a
+    charm without integrations migrates for exactly the code id it always had.
+    """
+    parts = []
+    for endpoint, kind in REGISTRY.items():
+        own = {key: value for key, value in env.items() if key.startswith(kind.env_prefix)}
+        identify = getattr(_module(endpoint), "identity", None) if own else None
+        if identify is not None:
+            parts.append(identify(own))
+    return "\n".join(parts)
 
 
 def _kept(module: Any, current: Mapping[str, str]) -> dict[str, str]:

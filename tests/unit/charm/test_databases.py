@@ -16,6 +16,7 @@ from ops import testing
 from charm import FlaskCharm
 from tests.unit.charm.db_provider import Answer, data_platform_provider
 from tests.unit.charm.test_charm import flask_service, settled_state
+from tests.unit.charm.test_migrations import app_state, ready
 
 APP = "flask-k8s"
 PASSWORD = "Pa55:w/rd@x"  # characters a URI must encode
@@ -319,3 +320,89 @@ def test_redis_bad_port_blocks_and_missing_waits(ctx, charm_dir):
 
     assert (out_bad.unit_status.name, out_missing.unit_status.name) == ("blocked", "waiting")
     assert "redis" in out_bad.unit_status.message and "redis" in out_missing.unit_status.message
+
+
+# -- migrations follow the database -----------------------------------------------------------
+
+
+@pytest.fixture
+def app_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    """Backs /flask/app: an app with a migrate.py."""
+    path = tmp_path / "app"
+    path.mkdir()
+    (path / "migrate.py").write_text("print('migrated')\n")
+    return path
+
+
+def steps(calls) -> list[str]:
+    """The migrations, starts and restarts, in order."""
+    return [step for step in calls.log if step in ("migrate", "start", "restart")]
+
+
+def _running_with_migrate(ctx, charm_dir, app_dir, calls) -> testing.State:
+    calls.clear()  # what `answered` did
+    out = ready(ctx, app_state(charm_dir, app_dir))
+    assert steps(calls) == ["migrate", "start"]
+    calls.clear()
+    return out
+
+
+def _add(st: testing.State, relation: testing.Relation, answer: Answer) -> testing.State:
+    secrets = {answer.secret} if answer.secret else set()
+    return dataclasses.replace(
+        st, relations={*st.relations, relation}, secrets={*st.secrets, *secrets}
+    )
+
+
+def test_new_database_runs_migration_against_it_before_serving(ctx, charm_dir, app_dir, calls):
+    answer = answered(ctx, charm_dir)
+    running = _running_with_migrate(ctx, charm_dir, app_dir, calls)
+    relation = testing.Relation("postgresql", remote_app_data=answer.app_data)
+
+    out = ctx.run(ctx.on.relation_changed(relation), _add(running, relation, answer))
+
+    assert steps(calls) == ["migrate", "restart"]
+    migrate_run = ctx.exec_history["flask-app"][-1]
+    assert migrate_run.environment["POSTGRESQL_DB_CONNECT_STRING"].startswith("postgresql://")
+    assert env_of(out)["POSTGRESQL_DB_NAME"] == APP
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_password_rotation_is_not_new_code(ctx, charm_dir, app_dir, calls):
+    answer = answered(ctx, charm_dir)
+    assert answer.secret is not None
+    running = _running_with_migrate(ctx, charm_dir, app_dir, calls)
+    relation = testing.Relation("postgresql", remote_app_data=answer.app_data)
+    served = ctx.run(ctx.on.relation_changed(relation), _add(running, relation, answer))
+    calls.clear()
+    rotated = dataclasses.replace(
+        answer.secret, latest_content={"username": "relation-7", "password": "rotated"}
+    )
+    others = {s for s in served.secrets if s.id != rotated.id}
+
+    out = ctx.run(
+        ctx.on.secret_changed(rotated), dataclasses.replace(served, secrets={*others, rotated})
+    )
+
+    assert steps(calls) == ["restart"]
+    assert env_of(out)["POSTGRESQL_DB_PASSWORD"] == "rotated"
+
+
+def test_another_database_name_is_new_code(ctx, charm_dir, app_dir, calls):
+    answer = answered(ctx, charm_dir)
+    running = _running_with_migrate(ctx, charm_dir, app_dir, calls)
+    relation = testing.Relation("postgresql", remote_app_data=answer.app_data)
+    served = ctx.run(ctx.on.relation_changed(relation), _add(running, relation, answer))
+    calls.clear()
+    moved = dataclasses.replace(
+        served.get_relations("postgresql")[0],
+        remote_app_data={**answer.app_data, "database": "other"},
+    )
+    others = {rel for rel in served.relations if rel.id != moved.id}
+
+    out = ctx.run(
+        ctx.on.relation_changed(moved), dataclasses.replace(served, relations={*others, moved})
+    )
+
+    assert steps(calls) == ["migrate", "restart"]
+    assert env_of(out)["POSTGRESQL_DB_NAME"] == "other"

@@ -58,8 +58,13 @@ def test_found_status_prefers_blocked():
     import ops
 
     found = integrations.Found(
-        {}, "", (ops.WaitingStatus("waiting for a"), ops.BlockedStatus("b is broken"))
+        {}, (ops.WaitingStatus("waiting for a"), ops.BlockedStatus("b is broken"))
     )
 
     assert found.status == ops.BlockedStatus("b is broken")
-    assert integrations.Found({}, "").status is None
+    assert integrations.Found({}).status is None
+
+
+def test_identity_of_env_without_integrations_is_empty():
+    assert integrations.identity_of({"FLASK_ENV": "production"}) == ""
+    assert integrations.identity_of(postgresql.env(pg())) != ""
