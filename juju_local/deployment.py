@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from juju_local import charm_stage
+from juju_local import charm_stage, databases
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model
 from juju_local.prometheus import LocalPrometheus
@@ -179,6 +179,7 @@ class Deployment:
         if self.exists:
             self.container.stop()
         self.prometheus.stop()
+        databases.stop_all(self.state_dir)  # PostgreSQL, MariaDB, Redis from `integrate`
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _check(self, result: HookResult) -> HookResult:
