@@ -1,11 +1,11 @@
 """Create and seed the sample's table, in the related database or SQLite. Safe to rerun."""
 
-import store
+from app import migrate
 
 
 def main() -> None:
     """Create the items table if needed and add any missing seed rows."""
-    print(f"migrated {store.migrate()}")
+    print(f"migrated {migrate()}")
 
 
 if __name__ == "__main__":
