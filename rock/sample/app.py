@@ -151,7 +151,7 @@ def items():
         finally:
             connection.close()
     except errors() as error:
-        return jsonify(error=f"database not migrated: {error}"), 503
+        return jsonify(error=f"database not migrated: {error}", backend=backend()), 503
     listed = [{"id": row[0], "name": row[1]} for row in rows]
     return jsonify(items=listed, backend=backend()), 201 if name is not None else 200
 
