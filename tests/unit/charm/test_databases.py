@@ -406,3 +406,20 @@ def test_another_database_name_is_new_code(ctx, charm_dir, app_dir, calls):
 
     assert steps(calls) == ["migrate", "restart"]
     assert env_of(out)["POSTGRESQL_DB_NAME"] == "other"
+
+
+def test_hook_without_database_relation_imports_no_integration_module(ctx, charm_dir, monkeypatch):
+    import importlib
+
+    imported: list[str] = []
+    real = importlib.import_module
+
+    def spy(name: str, package: str | None = None):
+        imported.append(name)
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", spy)
+
+    ctx.run(ctx.on.update_status(), settled_state(charm_dir))
+
+    assert not [name for name in imported if name.startswith("integrations.")]
