@@ -5,6 +5,9 @@
     juju-local run-action NAME [K=V …]              an action, with its results
     juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
     juju-local integrate loki URL                   logging: Pebble pushes the app's logs to URL
+    juju-local integrate postgresql|mysql|redis     a local PostgreSQL, MariaDB or Redis server
+    juju-local rotate-password postgresql|mysql     the provider rotates the app's password
+    juju-local remove-relation ENDPOINT             e.g. postgresql: relation-departed, -broken
     juju-local upgrade                              refresh: new charm code and a fresh pod
     juju-local status | remove
 
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from flask_rock.errors import ProjectError
-from juju_local import prometheus
+from juju_local import databases, prometheus
 from juju_local.charm_stage import REPO, StageError
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.model import ModelStoreError
@@ -28,7 +31,15 @@ from juju_local.model import ModelStoreError
 DEFAULT_STATE = REPO / ".cache" / "local-juju" / "default"
 DEBUG_ENV = "JUJU_LOCAL_DEBUG"  # set to 1 for the traceback of an unexpected error
 # What the user can fix: a bad value, a missing directory, a hook that failed.
-USER_ERRORS = (DeploymentError, ModelStoreError, StageError, ProjectError, ValueError, OSError)
+USER_ERRORS = (
+    DeploymentError,
+    databases.DatabaseError,
+    ModelStoreError,
+    StageError,
+    ProjectError,
+    ValueError,
+    OSError,
+)
 
 
 class UsageError(Exception):
@@ -60,8 +71,23 @@ def endpoints(deployment: Deployment) -> str:
     ]
     if deployment.prometheus.pid_path.exists():
         lines.append(f"  prometheus: {prometheus.URL}/graph?g0.expr=flask_requests")
+    lines += databases.describe(deployment.state_dir)
     lines.append(f"Stop it with: scripts/juju-local remove   (state: {deployment.state_dir})")
     return "\n".join(lines)
+
+
+DATABASE_COMMANDS = ("rotate-password", "remove-relation")
+
+
+def _database_command(deployment: Deployment, options: argparse.Namespace) -> str:
+    if options.command == "integrate":
+        databases.integrate(deployment, options.remote)
+        return f"{deployment.status()}\n\n{endpoints(deployment)}"
+    if options.command == "rotate-password":
+        databases.rotate_password(deployment, options.endpoint)
+    else:
+        databases.remove_relation(deployment, options.endpoint)
+    return deployment.status()
 
 
 def _command(deployment: Deployment, options: argparse.Namespace) -> str:
@@ -83,6 +109,8 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
             )
         deployment.integrate_loki(options.url)
         return deployment.status()
+    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in databases.SERVERS:
+        return _database_command(deployment, options)
     if options.command == "integrate":
         deployment.integrate_prometheus()
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
@@ -117,10 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("name")
     action.add_argument("params", nargs="*", metavar="K=V")
     integrate = commands.add_parser(
-        "integrate", help="integrate with a local Prometheus, or a Loki push URL"
+        "integrate", help="integrate with a local Prometheus or database, or a Loki push URL"
     )
-    integrate.add_argument("remote", choices=["prometheus", "loki"])
+    integrate.add_argument("remote", choices=["prometheus", "loki", *databases.SERVERS])
     integrate.add_argument("url", nargs="?", help="loki: the push URL Pebble posts logs to")
+    for name in DATABASE_COMMANDS:
+        commands.add_parser(name).add_argument("endpoint", choices=list(databases.SERVERS))
     for name in ("upgrade", "status", "remove"):
         commands.add_parser(name)
     return parser

@@ -22,6 +22,7 @@ import ops
 import app_health
 import config_cache
 import hook_memory
+import integrations
 import observability
 import pebble_io
 import secret_key
@@ -60,6 +61,9 @@ class FlaskCharm(ops.CharmBase):
         self._key_source: str | None = None
         self.config_cache = config_cache.ConfigCache(self)
         self.memory = hook_memory.HookMemory(self)
+        self._integrations: integrations.Found | None = None
+        # Before the observers below: a relation-created or -broken updates it first.
+        self.related_endpoints = integrations.RelatedEndpoints(self)
         self.secret_key = secret_key.SecretKey(self)
         self.observability = observability.Observability(self)
         on = self.on
@@ -84,6 +88,7 @@ class FlaskCharm(ops.CharmBase):
             on[observability.LOGGING_RELATION].relation_broken,
             on[CONTAINER].pebble_check_failed,
             on[CONTAINER].pebble_check_recovered,
+            *integrations.events(on),  # databases and the like: src/integrations/
         ):
             framework.observe(event, self._on_state_changed)
         # Grafana re-reads dashboards only when told to (a new `uuid`): these events re-send.
@@ -181,6 +186,7 @@ class FlaskCharm(ops.CharmBase):
         self.memory.open_port(workload.APP_PORT)  # the app's port on the Kubernetes service
         self.ingress.publish()
         self.observability.publish()
+        integrations.publish(self, self.related_endpoints.names())
         container = self.unit.get_container(CONTAINER)
         bad_data = (
             self.secret_key.audit_peer_data()
@@ -190,7 +196,11 @@ class FlaskCharm(ops.CharmBase):
         try:
             self.migrations.coordinate(container)  # every hook: the leader arbitrates
             app = self._desired_app(container)
-            self.migrations.gate(container, app, upgrading=upgrading)  # start only once migrated
+            # A new database (endpoint or name, not a password) is new code to migrate for.
+            moved = integrations.identity_of(app.integration_env) != integrations.identity_of(
+                _plan_env(container)
+            )
+            self.migrations.gate(container, app, upgrading=upgrading or moved)
             started = self._apply(container, app)
             self._check_health(container, app, started)
         except StatusError as exc:  # incl. secret key and migration waits
@@ -200,7 +210,8 @@ class FlaskCharm(ops.CharmBase):
             self._status = ops.WaitingStatus(f"waiting for Pebble in the {CONTAINER} container")
         else:
             url = self.ingress.url
-            self._status = ops.ActiveStatus(f"serving at {url}" if url else "")
+            waiting = self._integrations.status if self._integrations else None
+            self._status = waiting or ops.ActiveStatus(f"serving at {url}" if url else "")
         if bad_data:  # a relation does not work: the operator must act on the other side
             listing = f"ignoring {'; '.join(bad_data)} (see juju debug-log)"
             if isinstance(self._status, ops.ActiveStatus):
@@ -243,7 +254,12 @@ class FlaskCharm(ops.CharmBase):
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
-        return workload.FlaskApp(rock_service, cfg, key, base_url)
+        self._integrations = integrations.collect(
+            self, lambda: _plan_env(container), self.related_endpoints.names()
+        )
+        return workload.FlaskApp(
+            rock_service, cfg, key, base_url, integration_env=self._integrations.env
+        )
 
     def _load_config(self) -> FlaskConfig:
         """The validated config, parsed once per hook (InvalidConfigError if it is invalid)."""
@@ -380,6 +396,12 @@ class FlaskCharm(ops.CharmBase):
         return pebble_io.pushed_content(
             container, workload.CHARM_GUNICORN_CONFIG, workload.DAEMON_UID
         )
+
+
+def _plan_env(container: ops.Container) -> dict[str, str]:
+    """The environment the app runs with now (integrations not ready keep theirs)."""
+    service = container.get_plan().services.get(workload.APP_SERVICE)
+    return dict(service.environment) if service else {}
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -17,6 +17,9 @@ malformed data is logged and counts as absent.
 What "the code" is. A *code id* hashes the charm's own code, the script's name and content, and
 the path, size and mtime of every file under /flask/app (`__pycache__` aside). A new image or a
 new charm revision gives a new code id; a pod restarted on the same image and charm does not.
+A related database (its endpoint and name, `integrations.identity_of`; not its credentials) is
+part of the code id too: moving to another database is new code, so the script runs against it
+before the app serves with it.
 A migration "for code C" is needed once per application, not once per unit.
 
 When. A unit evaluates migrations only while its app is not running (the first start of the app
@@ -372,7 +375,7 @@ class Migrations(ops.Object):
             return
         if relation is None:
             raise MigrationPendingError(ops.WaitingStatus(f"waiting for the {PEER} relation"))
-        code = self._code_id(container, script)
+        code = self._code_id(container, script, app)
         me = self._charm.unit.name
         self._remember_code(container, code)
         self.coordinate(container)
@@ -413,7 +416,7 @@ class Migrations(ops.Object):
         script = self._find(container, app)
         if script is None:
             return ActionReport({"result": f"no migrate script in {APP_DIR}: nothing to run"})
-        code = self._code_id(container, script)
+        code = self._code_id(container, script, app)
         self._remember_code(container, code)
         self.coordinate(container)
         committed = self._committed_board(relation)
@@ -446,7 +449,7 @@ class Migrations(ops.Object):
         files = {f.name: f.permissions for f in entries if f.type == ops.pebble.FileType.FILE}
         return discover(files, interpreter)
 
-    def _code_id(self, container: ops.Container, script: Script) -> str:
+    def _code_id(self, container: ops.Container, script: Script, app: FlaskApp) -> str:
         content = container.pull(f"{APP_DIR}/{script.name}", encoding=None).read()
         listing: list[str] = []
         directories = [APP_DIR]
@@ -458,6 +461,10 @@ class Migrations(ops.Object):
                 elif entry.type == ops.pebble.FileType.FILE and not entry.name.endswith(".pyc"):
                     stamp = entry.last_modified.timestamp() if entry.last_modified else 0
                     listing.append(f"{entry.path}\0{entry.size}\0{stamp}")
+        import integrations  # the related databases (none: the code id is unchanged)
+
+        if database := integrations.identity_of(app.integration_env):
+            listing.append(f"database\0{database}")
         return code_id(charm_fingerprint(), script, content, sorted(listing))
 
     def _committed_board(self, relation: ops.Relation) -> Board:

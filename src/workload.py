@@ -429,6 +429,8 @@ class FlaskApp:
     config: FlaskConfig
     secret_key: str
     base_url: str
+    # Variables from related integrations (databases, …): src/integrations/.
+    integration_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def rock_command(self) -> RockCommand:
@@ -445,9 +447,10 @@ class FlaskApp:
         return rock.render()
 
     def environment(self) -> dict[str, str]:
-        """The app's whole environment: the rock's, then the charm's FLASK_* variables."""
+        """The app's whole environment: the rock's, integrations', the charm's FLASK_* ones."""
         rock_env = self.rock_service.get("environment") or {}
-        return {**rock_env, **environment(self.config, self.secret_key, self.base_url)}
+        flask_env = environment(self.config, self.secret_key, self.base_url)
+        return {**rock_env, **self.integration_env, **flask_env}
 
     def settings(self) -> dict[str, int | str]:
         """Gunicorn settings the charm sets: the worker class and the operator's options.
@@ -491,7 +494,13 @@ class FlaskApp:
                 },
             }
         )
-        env = dict(rock_env) if self.rock_command.runs_gunicorn else self.environment()
+        # Integrations (databases, …) stay in Pebble's environment: a changed credential or
+        # a removed relation takes the one restart that re-opens every connection.
+        env = (
+            {**rock_env, **self.integration_env}
+            if self.rock_command.runs_gunicorn
+            else self.environment()
+        )
         if env:  # Pebble's plan leaves an empty environment out: so must we, to compare
             service["environment"] = env
         return service  # type: ignore[return-value]  # a ServiceDict, built key by key
@@ -563,7 +572,7 @@ def plan_has(
 ) -> bool:
     """Whether a plan (as a dict) already holds every entry of a layer's sections, as defined.
 
-    Only the keys the layer sets are compared (Pebble may add none, but we need not care).
+    The keys the layer sets are compared, and for a replaced entry, that the plan has no other.
     Log targets are a section of their own: changing them needs no replan, so no restart.
     """
     for section in sections:
@@ -573,5 +582,11 @@ def plan_has(
             if have is None:
                 return False
             if any(have.get(key) != value for key, value in spec.items() if key != "override"):
+                return False
+            # A replaced entry keeps nothing else: a key we no longer set (an environment now
+            # empty) must go too.
+            if spec.get("override") == "replace" and any(
+                key not in spec for key in have if key != "override"
+            ):
                 return False
     return True

@@ -3,7 +3,9 @@
 Routes:
     /                 index page (template + static stylesheet)
     /slow?seconds=N   sleeps N seconds (at most 30), to tell sync from async workers
-    /items            reads the table that migrate.py creates
+    /items            reads the table that migrate.py creates (POST {"name": …} adds one), in
+                      the related PostgreSQL or MySQL database, else in SQLite
+    /visits           counts visits in the related Redis
     /status/<code>    answers with the given HTTP status, for metrics and alert tests
     /secret-key-id    a fingerprint of the secret key, so tests can see it rotate
 """
@@ -21,10 +23,100 @@ app.config.from_prefixed_env()
 
 MAX_SLOW_SECONDS = 30.0
 
+# -- where the items live: the related database, else a local SQLite file ---------------------
+# The flask-k8s charm passes a related database as `<DB>_DB_CONNECT_STRING` (and its parts);
+# PostgreSQL wins over MySQL when both are related. (One file: the flask-framework extension
+# ships app.py and migrate.py, not other modules beside them.)
 
-def database_path() -> str:
-    """Where migrate.py keeps the sample's SQLite database."""
+SEED = ["apple", "banana", "cherry"]
+
+
+def backend() -> str:
+    """Which database the environment points at: postgresql, mysql or sqlite."""
+    if os.environ.get("POSTGRESQL_DB_CONNECT_STRING"):
+        return "postgresql"
+    if os.environ.get("MYSQL_DB_HOSTNAME"):
+        return "mysql"
+    return "sqlite"
+
+
+def sqlite_path() -> str:
+    """Where the SQLite fallback lives."""
     return os.environ.get("SAMPLE_DATABASE", "/tmp/flask-sample.sqlite3")
+
+
+def connect(read_only: bool = False):
+    """A DB-API connection to the current backend."""
+    kind = backend()
+    if kind == "postgresql":
+        import psycopg2
+
+        return psycopg2.connect(os.environ["POSTGRESQL_DB_CONNECT_STRING"], connect_timeout=5)
+    if kind == "mysql":
+        import pymysql
+
+        return pymysql.connect(
+            host=os.environ["MYSQL_DB_HOSTNAME"],
+            port=int(os.environ.get("MYSQL_DB_PORT", "3306")),
+            user=os.environ.get("MYSQL_DB_USERNAME"),
+            password=os.environ.get("MYSQL_DB_PASSWORD", ""),
+            database=os.environ.get("MYSQL_DB_NAME"),
+            connect_timeout=5,
+        )
+    if read_only:
+        return sqlite3.connect(f"file:{sqlite_path()}?mode=ro", uri=True)
+    return sqlite3.connect(sqlite_path())
+
+
+def errors() -> tuple[type[Exception], ...]:
+    """The exceptions the current backend's driver raises."""
+    kind = backend()
+    if kind == "postgresql":
+        import psycopg2
+
+        return (psycopg2.Error,)
+    if kind == "mysql":
+        import pymysql
+
+        return (pymysql.Error,)
+    return (sqlite3.Error,)
+
+
+def placeholder() -> str:
+    """The driver's parameter marker."""
+    return "?" if backend() == "sqlite" else "%s"
+
+
+SCHEMA = {
+    "postgresql": [
+        "CREATE TABLE IF NOT EXISTS items (id SERIAL PRIMARY KEY, name TEXT UNIQUE NOT NULL)",
+        "INSERT INTO items (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
+    ],
+    "mysql": [
+        "CREATE TABLE IF NOT EXISTS items "
+        "(id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(200) UNIQUE NOT NULL)",
+        "INSERT IGNORE INTO items (name) VALUES (%s)",
+    ],
+    "sqlite": [
+        "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)",
+        "INSERT OR IGNORE INTO items (name) VALUES (?)",
+    ],
+}
+
+
+def migrate() -> str:
+    """Create the items table if needed and add any missing seed rows; say where."""
+    kind = backend()
+    create, insert = SCHEMA[kind]
+    connection = connect()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(create)
+        cursor.executemany(insert, [(name,) for name in SEED])
+        connection.commit()
+    finally:
+        connection.close()
+    return kind if kind != "sqlite" else sqlite_path()
 
 
 @app.route("/")
@@ -41,15 +133,42 @@ def slow():
     return jsonify(slept=seconds, pid=os.getpid())
 
 
-@app.route("/items")
+@app.route("/items", methods=["GET", "POST"])
 def items():
-    """List the rows of the table created by migrate.py; 503 until it has run."""
+    """List (or add to) the rows of the table created by migrate.py; 503 until it has run."""
+    name = (request.get_json(silent=True) or {}).get("name") if request.method == "POST" else None
+    if request.method == "POST" and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        return jsonify(error="POST a JSON object with a `name` of 1-200 characters"), 400
     try:
-        with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as connection:
-            rows = connection.execute("SELECT id, name FROM items ORDER BY id").fetchall()
-    except sqlite3.Error as error:
-        return jsonify(error=f"database not migrated: {error}"), 503
-    return jsonify(items=[{"id": row[0], "name": row[1]} for row in rows])
+        connection = connect(read_only=name is None)
+        try:
+            cursor = connection.cursor()
+            if name is not None:
+                cursor.execute(f"INSERT INTO items (name) VALUES ({placeholder()})", (name,))
+                connection.commit()
+            cursor.execute("SELECT id, name FROM items ORDER BY id")
+            rows = cursor.fetchall()
+        finally:
+            connection.close()
+    except errors() as error:
+        return jsonify(error=f"database not migrated: {error}", backend=backend()), 503
+    listed = [{"id": row[0], "name": row[1]} for row in rows]
+    return jsonify(items=listed, backend=backend()), 201 if name is not None else 200
+
+
+@app.route("/visits")
+def visits():
+    """Count this visit in the related Redis; 503 when none is related."""
+    url = os.environ.get("REDIS_DB_CONNECT_STRING")
+    if not url:
+        return jsonify(error="no Redis is related"), 503
+    import redis
+
+    try:
+        count = redis.Redis.from_url(url, socket_timeout=5).incr("sample:visits")
+    except redis.RedisError as error:
+        return jsonify(error=f"redis: {error}"), 503
+    return jsonify(visits=count)
 
 
 @app.route("/status/<int:code>")
