@@ -572,7 +572,7 @@ def plan_has(
 ) -> bool:
     """Whether a plan (as a dict) already holds every entry of a layer's sections, as defined.
 
-    The keys the layer sets are compared, and for a replaced entry, that the plan has no other.
+    The keys the layer sets are compared, and an environment the layer no longer sets.
     Log targets are a section of their own: changing them needs no replan, so no restart.
     """
     for section in sections:
@@ -583,10 +583,8 @@ def plan_has(
                 return False
             if any(have.get(key) != value for key, value in spec.items() if key != "override"):
                 return False
-            # A replaced entry keeps nothing else: a key we no longer set (an environment now
-            # empty) must go too.
-            if spec.get("override") == "replace" and any(
-                key not in spec for key in have if key != "override"
-            ):
+            # A replaced service keeps nothing else: an environment we no longer set (the last
+            # integration removed) must go too. (Pebble fills in other keys, such as defaults.)
+            if "environment" in have and "environment" not in spec:
                 return False
     return True

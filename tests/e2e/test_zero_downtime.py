@@ -105,13 +105,6 @@ def _worker_class_in_use(deployment: Deployment, expected: str) -> bool:
     return rock_runner.wait_until(using, timeout=30)
 
 
-GTHREAD_RELOAD_DROPS = pytest.mark.xfail(
-    strict=False,
-    reason="Gunicorn's gthread workers drop a few requests when a reload replaces them (any "
-    "reload of gthread workers: 1-3 of ~3000 in our runs); sync and gevent workers drop none",
-)
-
-
 def _change(kind: str, config: dict[str, Any], worker_class: str, *marks: Any) -> Any:
     return pytest.param(kind, config, worker_class, marks=marks, id=kind)
 
@@ -120,7 +113,7 @@ CHANGES = [
     _change("worker-type sync", {"worker-type": "sync"}, "sync"),
     _change("worker-type gevent", {"worker-type": "gevent"}, "gevent"),
     _change("worker-type gthread", {"worker-type": "gthread"}, "gthread"),
-    _change("worker-type unset", {"worker-type": None}, "gevent", GTHREAD_RELOAD_DROPS),
+    _change("worker-type unset", {"worker-type": None}, "gevent"),
     _change("webserver-workers", {"webserver-workers": 3}, "gevent"),
     _change("webserver-timeout", {"webserver-timeout": 42}, "gevent"),
     _change("flask-env", {"flask-env": "staging"}, "gevent"),

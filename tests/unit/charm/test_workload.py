@@ -412,3 +412,34 @@ def test_stopping_gthread_worker_answers_a_request_already_sent_on_an_idle_conne
 
     assert answered == [b"GET / HTTP/1.1\r\n\r\n"]
     assert all(connection.closed for connection in connections)
+
+
+# -- comparing our layer with Pebble's plan ----------------------------------------------------
+
+LAYER: Any = {
+    "services": {"flask": {"override": "replace", "command": "gunicorn app:app"}},
+    "checks": {"flask-ready": {"override": "replace", "level": "ready", "exec": {"command": "x"}}},
+}
+
+
+def test_plan_with_keys_pebble_fills_in_still_has_the_layer():
+    plan = {
+        "services": {"flask": {"override": "replace", "command": "gunicorn app:app"}},
+        "checks": {
+            "flask-ready": {
+                "override": "replace",
+                "level": "ready",
+                "exec": {"command": "x"},
+                "startup": "enabled",  # Pebble's default, in its plan but not in our layer
+            }
+        },
+    }
+
+    assert workload.plan_has(plan, LAYER)
+
+
+def test_plan_keeping_an_environment_the_layer_dropped_lacks_the_layer():
+    service = {"override": "replace", "command": "gunicorn app:app", "environment": {"A": "1"}}
+    plan = {"services": {"flask": service}, "checks": LAYER["checks"]}
+
+    assert not workload.plan_has(plan, LAYER)
