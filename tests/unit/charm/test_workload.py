@@ -293,7 +293,7 @@ class _Cfg:
 def _worker(module: str) -> Any:
     """A stand-in worker whose class lives in `module`, as Gunicorn's worker classes do."""
     cls = type("Worker", (), {"__module__": module, "log": _Log(), "cfg": _Cfg()})
-    worker = cls()
+    worker: Any = cls()
     worker.poller = selectors.DefaultSelector()  # gthread workers have one
     return worker
 
