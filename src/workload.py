@@ -257,9 +257,21 @@ def post_worker_init(worker):
 
 
 def _serve_idle_connections_on_exit(worker):
-    poller, close = worker.poller, worker.poller.close
+    poller, close, finish = worker.poller, worker.poller.close, worker.finish_request
+    answered_while_stopping = []  # kept alive by an answer sent just before the worker stopped
+
+    def finish_request(future):
+        if not worker.alive and not future.cancelled() and future.exception() is None:
+            keepalive, connection = future.result()
+            if keepalive:
+                answered_while_stopping.append(connection)
+                return
+        finish(future)
 
     def close_after_last_requests():
+        import concurrent.futures as _futures
+        import time as _time
+
         waiting = [
             key.data.args[0]
             for key in list(poller.get_map().values())
@@ -267,8 +279,11 @@ def _serve_idle_connections_on_exit(worker):
             and key.data.func.__name__ == "on_client_socket_readable"
         ]
         close()
-        _serve_last_requests(worker, waiting)
+        _futures.wait(list(worker.futures), timeout=worker.cfg.graceful_timeout)
+        _time.sleep(0.05)  # their done-callbacks run just after the results are set
+        _serve_last_requests(worker, waiting + answered_while_stopping)
 
+    worker.finish_request = finish_request  # futures take it when their request is queued
     poller.close = close_after_last_requests
 
 

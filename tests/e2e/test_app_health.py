@@ -13,12 +13,7 @@ from pathlib import Path
 import pytest
 
 from juju_local.deployment import SAMPLE, Deployment
-from tests.e2e import rock_runner
-
-
-def _unit_status(deployment: Deployment) -> tuple[str, str]:
-    unit = deployment.model.status().units["flask-k8s/0"]
-    return unit.status.status, unit.status.message
+from tests.e2e import deployment_state, rock_runner
 
 
 def _deploy(request: pytest.FixtureRequest, state_dir: Path, rock_dir: Path) -> Deployment:
@@ -34,6 +29,8 @@ def test_app_crashing_on_import_is_a_steady_blocked_naming_the_error(request, tm
     shutil.copytree(SAMPLE, rock_dir)
     with (rock_dir / "app.py").open("a", encoding="utf-8") as app:
         app.write('\nraise RuntimeError("boom")\n')
+    # The sample's migrate.py imports app.py: it would fail first, and that is another status.
+    (rock_dir / "migrate.py").write_text("print('nothing to migrate')\n")
 
     deployment = _deploy(request, tmp_path / "model", rock_dir)
 
@@ -41,13 +38,13 @@ def test_app_crashing_on_import_is_a_steady_blocked_naming_the_error(request, tm
         "blocked",
         "the app exits at start: RuntimeError: boom (see `pebble logs flask`)",
     )
-    assert _unit_status(deployment) == expected
+    assert deployment_state.unit_status(deployment) == expected
     # Later hooks meet the service in backoff or briefly starting again: the same status.
     seen = set()
     for _ in range(6):
         time.sleep(1.5)
         deployment.fire("update-status")
-        seen.add(_unit_status(deployment))
+        seen.add(deployment_state.unit_status(deployment))
     assert seen == {expected}
 
 
@@ -59,7 +56,7 @@ def _gunicorn_workers(master: int) -> list[int]:
 
 def test_frozen_gunicorn_master_fails_its_check_and_pebble_restarts_it(request, tmp_path):
     deployment = _deploy(request, tmp_path / "model", SAMPLE)
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
     master = rock_runner.gunicorn_master_pid()
 
     # Frozen: the master stopped, its workers gone. The listening socket stays open, so a TCP
@@ -70,10 +67,10 @@ def test_frozen_gunicorn_master_fails_its_check_and_pebble_restarts_it(request, 
 
     def not_active() -> bool:
         deployment.fire("update-status")
-        return _unit_status(deployment)[0] != "active"
+        return deployment_state.unit_status(deployment)[0] != "active"
 
     assert rock_runner.wait_until(not_active, timeout=60, interval=3.0)
-    status, message = _unit_status(deployment)
+    status, message = deployment_state.unit_status(deployment)
     assert "does not answer HTTP on port 8000" in message, (status, message)
 
     def restarted_and_serving() -> bool:
@@ -88,6 +85,6 @@ def test_frozen_gunicorn_master_fails_its_check_and_pebble_restarts_it(request, 
 
     def active() -> bool:
         deployment.fire("update-status")
-        return _unit_status(deployment) == ("active", "")
+        return deployment_state.unit_status(deployment) == ("active", "")
 
     assert rock_runner.wait_until(active, timeout=30, interval=2.0)

@@ -15,7 +15,7 @@ import yaml
 
 from juju_local import databases, processes
 from juju_local.deployment import Deployment
-from tests.e2e import rock_runner
+from tests.e2e import deployment_state, rock_runner
 
 READY = 60.0
 pytestmark = pytest.mark.skipif(
@@ -31,15 +31,6 @@ def deployment(tmp_path_factory):
     deployed.deploy()
     yield deployed
     deployed.remove()
-
-
-def _unit_status(deployment: Deployment) -> tuple[str, str]:
-    unit = deployment.model.status().units["flask-k8s/0"]
-    return unit.status.status, unit.status.message
-
-
-def _starts(deployment: Deployment) -> int:
-    return deployment.container.log_path.read_text().count('Service "flask" starting')
 
 
 def _app_env(deployment: Deployment) -> dict[str, str]:
@@ -84,7 +75,7 @@ def _password(deployment: Deployment, endpoint: str) -> str:
 def _assert_secret_kept(deployment: Deployment, password: str) -> None:
     logs = "\n".join(str(line) for line in deployment.model.log_lines())
     assert password not in logs
-    assert password not in _unit_status(deployment)[1]
+    assert password not in deployment_state.unit_status(deployment)[1]
     for relation in deployment.model.relations():
         assert password not in json.dumps(relation.app_data) + json.dumps(relation.unit_data)
 
@@ -103,7 +94,7 @@ class TestDatabase:
 
         databases.integrate(deployment, endpoint)
 
-        assert _unit_status(deployment) == ("active", "")
+        assert deployment_state.unit_status(deployment) == ("active", "")
         env = _app_env(deployment)
         prefix = endpoint.upper()
         assert env[f"{prefix}_DB_NAME"] == "flask-k8s"
@@ -123,29 +114,32 @@ class TestDatabase:
         assert f"kept-in-{endpoint}" in _names(items)
 
     def test_password_rotation_restarts_once_and_keeps_working(self, deployment, endpoint):
-        before, starts = _password(deployment, endpoint), _starts(deployment)
+        before, starts = (
+            _password(deployment, endpoint),
+            deployment_state.service_starts(deployment),
+        )
 
         databases.rotate_password(deployment, endpoint)
 
         after = _password(deployment, endpoint)
         assert after != before
         assert _app_env(deployment)[f"{endpoint.upper()}_DB_PASSWORD"] == after
-        assert _starts(deployment) == starts + 1
+        assert deployment_state.service_starts(deployment) == starts + 1
         _add_item(f"after-rotation-{endpoint}")
         assert f"after-rotation-{endpoint}" in _names(_items())
         _assert_secret_kept(deployment, after)
 
     def test_remove_relation_drops_variables_with_one_restart(self, deployment, endpoint):
-        starts = _starts(deployment)
+        starts = deployment_state.service_starts(deployment)
 
         databases.remove_relation(deployment, endpoint)
 
         assert not [key for key in _app_env(deployment) if key.startswith(endpoint.upper())]
-        assert _starts(deployment) == starts + 1
+        assert deployment_state.service_starts(deployment) == starts + 1
         # Back on the SQLite fallback, which lives in the pod's /tmp: after the upgrade above
         # (a fresh pod) it has no table until something migrates it again, hence "backend".
         assert _backend() == "sqlite"
-        assert _unit_status(deployment) == ("active", "")
+        assert deployment_state.unit_status(deployment) == ("active", "")
 
 
 def test_redis_counts_visits(deployment):

@@ -17,7 +17,7 @@ import pytest
 
 from juju_local import charm_stage, processes
 from juju_local.deployment import Deployment
-from tests.e2e import rock_runner
+from tests.e2e import deployment_state, rock_runner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,15 +31,6 @@ def deployment(tmp_path_factory):
     deployed.deploy()
     yield deployed
     deployed.remove()
-
-
-def _unit_status(deployment: Deployment) -> tuple[str, str]:
-    unit = deployment.model.status().units["flask-k8s/0"]
-    return unit.status.status, unit.status.message
-
-
-def _service_starts(deployment: Deployment) -> int:
-    return deployment.container.log_path.read_text().count('Service "flask" starting')
 
 
 def _checks(deployment: Deployment) -> dict[str, tuple[str, int]]:
@@ -87,7 +78,7 @@ class _Traffic:
 def test_deploy_serves_the_sample_active_with_checks_passing(deployment: Deployment):
     status, body = rock_runner.get("/")
     assert status == 200 and "flask-k8s sample" in body
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
     # Pebble runs checks every 10 s: wait for each to have passed at least once.
     assert _wait(lambda: all(ok >= 1 for _, ok in _checks(deployment).values()), timeout=40)
     assert {name: status for name, (status, _) in _checks(deployment).items()} == {
@@ -97,7 +88,7 @@ def test_deploy_serves_the_sample_active_with_checks_passing(deployment: Deploym
 
 
 def test_config_worker_type_sync_reloads_gunicorn_without_restart(deployment: Deployment):
-    starts = _service_starts(deployment)
+    starts = deployment_state.service_starts(deployment)
     master = rock_runner.gunicorn_master_pid()
 
     deployment.config({"worker-type": "sync"})
@@ -109,12 +100,12 @@ def test_config_worker_type_sync_reloads_gunicorn_without_restart(deployment: De
     assert _wait(using_sync)
     assert rock_runner.wait_for_http_ok("/")
     assert rock_runner.gunicorn_master_pid() == master  # the worker class changes by SIGHUP
-    assert _service_starts(deployment) == starts
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.service_starts(deployment) == starts
+    assert deployment_state.unit_status(deployment) == ("active", "")
 
 
 def test_config_webserver_timeout_reloads_without_failed_requests(deployment: Deployment):
-    starts = _service_starts(deployment)
+    starts = deployment_state.service_starts(deployment)
     master = rock_runner.gunicorn_master_pid()
 
     with _Traffic() as traffic:
@@ -123,7 +114,7 @@ def test_config_webserver_timeout_reloads_without_failed_requests(deployment: De
 
     assert traffic.sent > 0 and traffic.failures == []
     assert rock_runner.gunicorn_master_pid() == master
-    assert _service_starts(deployment) == starts
+    assert deployment_state.service_starts(deployment) == starts
     # Pebble's own log file, not `pebble logs`: Gunicorn's access log (one line a request) would
     # push the reload line out of the last lines Pebble keeps.
     assert "Handling signal: hup" in deployment.container.log_path.read_text()
@@ -134,12 +125,12 @@ def test_invalid_config_blocks_naming_the_option_and_keeps_serving(deployment: D
 
     deployment.config({"webserver-workers": 0})
 
-    status, message = _unit_status(deployment)
+    status, message = deployment_state.unit_status(deployment)
     assert status == "blocked" and "webserver-workers" in message
     assert rock_runner.get("/")[0] == 200
     assert rock_runner.gunicorn_master_pid() == master
     deployment.config({"webserver-workers": None})
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
 
 
 def test_integrate_prometheus_counts_requests_exactly(deployment: Deployment):
@@ -194,7 +185,7 @@ def test_killed_gunicorn_master_is_restarted_by_pebble(deployment: Deployment):
 
     assert _wait(restarted, timeout=90), deployment.container.pebble("services").stdout
     deployment.fire("update-status")
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
 
 
 # -- the command line: one hook at a time, one-line errors, a pod that dies, remove -----------
@@ -222,7 +213,10 @@ def test_the_charm_runs_as_its_charm_user(deployment: Deployment):
     if os.geteuid() != 0:
         pytest.skip("switching users needs root")
     assert (deployment.state_dir / "charm" / ".unit-state.db").stat().st_uid == uid
-    assert _unit_status(deployment) == ("active", "")  # the charm replanned Pebble as that uid
+    assert deployment_state.unit_status(deployment) == (
+        "active",
+        "",
+    )  # the charm replanned Pebble as that uid
 
 
 def test_concurrent_commands_queue_like_hooks_on_a_unit(deployment: Deployment):
@@ -245,7 +239,7 @@ def test_concurrent_commands_queue_like_hooks_on_a_unit(deployment: Deployment):
         assert "database is locked" not in out + err
     assert str(deployment.model.config()["webserver-keepalive"]) in values
     assert not any(line for line in deployment.model.log_lines() if "Traceback" in line)
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
 
 
 @pytest.mark.parametrize(
@@ -263,7 +257,7 @@ def test_errors_are_one_line_with_exit_code_1(deployment: Deployment, args, word
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
-    assert _unit_status(deployment) == ("active", "")  # nothing was lost
+    assert deployment_state.unit_status(deployment) == ("active", "")  # nothing was lost
 
 
 def test_deploying_a_missing_rock_directory_is_one_line(tmp_path):
@@ -298,7 +292,7 @@ def test_upgrade_starts_a_fresh_pod(deployment: Deployment):
 
     assert done.returncode == 0, done.stderr
     assert rock_runner.wait_for_http_ok("/")
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
 
 
 def test_remove_ends_everything_it_started(deployment: Deployment):

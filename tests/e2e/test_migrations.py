@@ -20,7 +20,7 @@ import yaml
 import pebble_io
 from flask_rock.expand import expand_project
 from juju_local.deployment import SAMPLE, Deployment
-from tests.e2e import rock_runner
+from tests.e2e import deployment_state, rock_runner
 
 VENDORED_CONFIG = "flask-framework-config"
 FIX = "fix it and run `juju run flask-k8s/leader run-migrations`"
@@ -70,11 +70,6 @@ def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
         deployment.remove()
 
 
-def _unit_status(deployment: Deployment) -> tuple[str, str]:
-    unit = deployment.model.status().units["flask-k8s/0"]
-    return unit.status.status, unit.status.message
-
-
 def _migration_runs(deployment: Deployment) -> int:
     return sum("running ['" in line and "migrate" in line for line in deployment.model.log_lines())
 
@@ -116,7 +111,7 @@ def test_deploy_runs_migration_before_the_app_serves(deploy):
     assert 503 not in poller.seen and 200 in poller.seen
     status, body = rock_runner.get("/items")
     assert status == 200 and '"apple"' in body and '"cherry"' in body
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
     assert _migration_runs(deployment) == 1
     log = "\n".join(deployment.model.log_lines())
     assert log.index("migration migrate.py") < log.rindex("replanning flask-app")
@@ -134,7 +129,7 @@ def test_deploy_runs_migration_before_the_app_serves(deploy):
 def test_failed_migration_blocks_until_fixed_and_rerun(deploy, tmp_path):
     deployment = deploy(_rock(tmp_path, migrate_py=FAILING_MIGRATE))
 
-    assert _unit_status(deployment) == (
+    assert deployment_state.unit_status(deployment) == (
         "blocked",
         "migration migrate.py failed (exit 3): cannot reach the database: connection refused; "
         + FIX,
@@ -144,7 +139,7 @@ def test_failed_migration_blocks_until_fixed_and_rerun(deploy, tmp_path):
     assert "connecting to the database" in log  # the full output is in the charm log
     deployment.fire("update-status")
     assert _migration_runs(deployment) == 1  # no retry by itself
-    assert _unit_status(deployment)[0] == "blocked"
+    assert deployment_state.unit_status(deployment)[0] == "blocked"
 
     _app_file(deployment, "migrate.py").write_text((SAMPLE / "migrate.py").read_text())
     result = deployment.run_action("run-migrations")
@@ -152,7 +147,7 @@ def test_failed_migration_blocks_until_fixed_and_rerun(deploy, tmp_path):
     assert result.status == "completed", result.describe()
     assert result.results["exit-code"] in (0, "0")
     assert "migrated" in result.results["output"]
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
     assert rock_runner.wait_for_http_ok("/items")
 
 
@@ -163,7 +158,7 @@ def test_hanging_migration_is_killed_at_the_timeout(deploy, tmp_path):
     deployment = deploy(rock, config={"migration-timeout": 3})
 
     assert time.monotonic() - started < 60
-    assert _unit_status(deployment) == (
+    assert deployment_state.unit_status(deployment) == (
         "blocked",
         f"migration migrate.sh failed (killed after 3s): waiting for the schema lock; {FIX}",
     )
@@ -216,6 +211,6 @@ def test_run_migrations_twice_is_idempotent(deploy):
 
     assert [r.status for r in results] == ["completed", "completed"], results[-1].describe()
     assert all(r.results["exit-code"] in (0, "0") for r in results)
-    assert _unit_status(deployment) == ("active", "")
+    assert deployment_state.unit_status(deployment) == ("active", "")
     status, after = rock_runner.get("/items")
     assert status == 200 and after == before

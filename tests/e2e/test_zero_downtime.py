@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from juju_local.deployment import Deployment
-from tests.e2e import rock_runner
+from tests.e2e import deployment_state, rock_runner
 
 FAST_THREADS, SLOW_THREADS = 6, 2
 SLOW_PATH = "/slow?seconds=0.3"
@@ -85,10 +85,6 @@ def deployment(tmp_path_factory):
     deployed.remove()
 
 
-def _service_starts(deployment: Deployment) -> int:
-    return deployment.container.log_path.read_text().count('Service "flask" starting')
-
-
 def _under_load(deployment: Deployment, config: dict[str, Any]) -> Load:
     with Load() as load:
         time.sleep(0.3)  # requests in flight before the change
@@ -124,7 +120,7 @@ CHANGES = [
 def test_config_change_under_load_drops_no_request(
     deployment: Deployment, kind: str, config: dict[str, Any], worker_class: str
 ):
-    starts = _service_starts(deployment)
+    starts = deployment_state.service_starts(deployment)
     master = rock_runner.gunicorn_master_pid()
 
     load = _under_load(deployment, config)
@@ -133,7 +129,7 @@ def test_config_change_under_load_drops_no_request(
     assert load.sent > 0 and load.failures == [], load.failures[:5]
     assert _worker_class_in_use(deployment, worker_class)
     assert rock_runner.gunicorn_master_pid() == master  # reloaded, never restarted
-    assert _service_starts(deployment) == starts
+    assert deployment_state.service_starts(deployment) == starts
 
 
 def test_flask_secret_key_change_reaches_the_app_without_a_request_dropped(

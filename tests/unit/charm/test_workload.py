@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import os
@@ -288,13 +289,16 @@ class _Log:
 class _Cfg:
     worker_class_str = "test"
     keepalive = 1
+    graceful_timeout = 1
 
 
 def _worker(module: str) -> Any:
     """A stand-in worker whose class lives in `module`, as Gunicorn's worker classes do."""
     cls = type("Worker", (), {"__module__": module, "log": _Log(), "cfg": _Cfg()})
     worker: Any = cls()
-    worker.poller = selectors.DefaultSelector()  # gthread workers have one
+    # What gthread workers have, and the exit hook uses.
+    worker.poller, worker.futures, worker.alive = selectors.DefaultSelector(), [], True
+    worker.finish_request = worker.notify = lambda *_: None
     return worker
 
 
@@ -399,7 +403,6 @@ def test_stopping_gthread_worker_answers_a_request_already_sent_on_an_idle_conne
     worker = _worker("gunicorn.workers.gthread")
     answered: list[bytes] = []
     worker.handle = lambda connection: answered.append(connection.sock.recv(100))
-    worker.notify = lambda: None
     hooks["post_worker_init"](worker)  # type: ignore[operator]
     (busy, busy_client), (idle, _idle_client) = socket.socketpair(), socket.socketpair()
     connections = [_Connection(busy), _Connection(idle)]
@@ -443,3 +446,29 @@ def test_plan_keeping_an_environment_the_layer_dropped_lacks_the_layer():
     plan = {"services": {"flask": service}, "checks": LAYER["checks"]}
 
     assert not workload.plan_has(plan, LAYER)
+
+
+def test_stopping_gthread_worker_answers_the_next_request_of_a_connection_it_just_answered(
+    tmp_path,
+):
+    hooks = _load_hooks(tmp_path, "")
+    worker = _worker("gunicorn.workers.gthread")
+    answered: list[bytes] = []
+    worker.handle = lambda connection: answered.append(connection.sock.recv(100))
+    closed_by_gunicorn: list[object] = []
+    worker.finish_request = closed_by_gunicorn.append
+    hooks["post_worker_init"](worker)  # type: ignore[operator]
+    server, client = socket.socketpair()
+    connection = _Connection(server)
+    # The answer went out with keep-alive; then the worker was told to stop.
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    future.set_result((True, connection))
+    worker.alive = False
+    worker.finish_request(future)
+    client.sendall(b"GET /next HTTP/1.1\r\n\r\n")
+
+    worker.poller.close()
+
+    assert closed_by_gunicorn == []  # not closed unanswered
+    assert answered == [b"GET /next HTTP/1.1\r\n\r\n"]
+    assert connection.closed
