@@ -10,6 +10,7 @@ import dataclasses
 import json
 import pathlib
 
+import ops
 import pytest
 from ops import testing
 
@@ -293,6 +294,23 @@ def test_bad_provider_data_names_relation_and_what_to_do(ctx, charm_dir, app_dat
     assert "postgresql" in out.unit_status.message
     assert says in out.unit_status.message
     assert db_vars(env_of(out)) == {}  # a fresh unit starts without them
+
+
+def test_credentials_secret_not_granted_yet_waits_naming_the_relation(ctx, charm_dir, monkeypatch):
+    answer = answered(ctx, charm_dir)
+    st = related(charm_dir, "postgresql", answer)
+
+    def not_granted(*_: object, **__: object) -> dict[str, str]:
+        raise ops.ModelError("ERROR permission denied")  # what secret-get says before a grant
+
+    monkeypatch.setattr(ops.Secret, "get_content", not_granted)
+    out = ctx.run(ctx.on.relation_changed(st.get_relations("postgresql")[0]), st)
+
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for access to the credentials secret of the postgresql relation "
+        "(the provider must grant it)"
+    )
+    assert db_vars(env_of(out)) == {}
 
 
 def test_bad_mongodb_uri_blocks(ctx, charm_dir):
