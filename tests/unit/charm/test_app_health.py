@@ -399,3 +399,31 @@ def test_log_lines_are_read_from_pebbles_logs_api_skipping_garbage():
 
 def test_log_lines_that_cannot_be_read_are_none():
     assert app_health.read_log_lines(object(), "flask") == []  # type: ignore[arg-type]
+
+
+class _BackoffContainer:
+    """Pebble's view while it restarts an app that exited: `flask` in backoff."""
+
+    def get_services(self, *names: str) -> dict[str, ops.pebble.ServiceInfo]:
+        info = ops.pebble.ServiceInfo("flask", ops.pebble.ServiceStartup.ENABLED, "backoff")
+        return {"flask": info}
+
+
+def test_one_exit_of_a_serving_app_is_a_restart_then_a_crash_loop_if_it_stays_down(monkeypatch):
+    monkeypatch.setattr(app_health, "probe", lambda *_: False)
+    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["MemoryError"])
+    health = app_health.AppHealth(_BackoffContainer(), "/bin/python3", None)  # type: ignore[arg-type]
+
+    first = health.assess(started=False)
+    second = health.assess(started=False)  # the charm keeps `crash` between hooks
+
+    assert first == app_health.restarting_status(8000)
+    assert second == ops.BlockedStatus(_crash_status("MemoryError"))
+
+
+def test_app_serving_again_after_one_exit_is_fine(monkeypatch):
+    monkeypatch.setattr(app_health, "probe", lambda *_: True)  # Pebble's view lags the app's
+    health = app_health.AppHealth(_BackoffContainer(), "/bin/python3", None)  # type: ignore[arg-type]
+
+    assert health.assess(started=False) is None
+    assert health.crash is None
