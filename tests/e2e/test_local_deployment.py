@@ -184,8 +184,16 @@ def test_killed_gunicorn_master_is_restarted_by_pebble(deployment: Deployment):
         return len(masters) == 1 and masters[0] != master and rock_runner.get_or_none("/") == 200
 
     assert _wait(restarted, timeout=90), deployment.container.pebble("services").stdout
-    deployment.fire("update-status")
-    assert deployment_state.unit_status(deployment) == ("active", "")
+
+    # Pebble gives what is left of the old master's group its kill-delay before it starts the
+    # service again: meanwhile the unit says Pebble is restarting the app, then Active.
+    def active_again() -> bool:
+        deployment.fire("update-status")
+        return deployment_state.unit_status(deployment) == ("active", "")
+
+    assert rock_runner.wait_until(active_again, timeout=120, interval=2.0), (
+        deployment_state.unit_status(deployment)
+    )
 
 
 # -- the command line: one hook at a time, one-line errors, a pod that dies, remove -----------
