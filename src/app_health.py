@@ -292,11 +292,10 @@ class AppHealth:
             return None
         info = self.container.get_services(self.service).get(self.service)
         if info is not None and not is_running(info) and self.crash is None:
-            # One exit of an app that was serving (killed, out of memory): Pebble restarts it.
-            # Still down at the next look, or after a failed start, it is a crash loop.
+            # An app that was serving exited (killed, out of memory): Pebble restarts it, after
+            # the kill-delay its leftover processes get. Only a failed start is a crash loop.
             if probe(self.container, self._argv, self.user):
                 return None  # already serving again
-            self.crash = last_error_line(read_log_lines(self.container, self.service)) or ""
             return restarting_status(self.port)
         if info is None or not is_running(info):
             return self.crashed()

@@ -409,16 +409,28 @@ class _BackoffContainer:
         return {"flask": info}
 
 
-def test_one_exit_of_a_serving_app_is_a_restart_then_a_crash_loop_if_it_stays_down(monkeypatch):
+def test_a_serving_app_that_exited_is_being_restarted_until_it_serves(monkeypatch):
     monkeypatch.setattr(app_health, "probe", lambda *_: False)
     monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["MemoryError"])
     health = app_health.AppHealth(_BackoffContainer(), "/bin/python3", None)  # type: ignore[arg-type]
 
-    first = health.assess(started=False)
-    second = health.assess(started=False)  # the charm keeps `crash` between hooks
+    looks = [health.assess(started=False) for _ in range(3)]  # Pebble's kill-delay, backoff
 
-    assert first == app_health.restarting_status(8000)
-    assert second == ops.BlockedStatus(_crash_status("MemoryError"))
+    assert looks == [app_health.restarting_status(8000)] * 3
+    assert health.crash is None  # a failed start, not this, makes a crash loop
+
+
+def test_a_crash_loop_seen_at_start_stays_blocked_while_pebble_restarts_it(monkeypatch):
+    monkeypatch.setattr(app_health, "probe", lambda *_: False)
+    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["RuntimeError: boom"])
+    health = app_health.AppHealth(
+        _BackoffContainer(),  # type: ignore[arg-type]
+        "/bin/python3",
+        None,
+        crash="RuntimeError: boom",
+    )
+
+    assert health.assess(started=False) == ops.BlockedStatus(_crash_status("RuntimeError: boom"))
 
 
 def test_app_serving_again_after_one_exit_is_fine(monkeypatch):
