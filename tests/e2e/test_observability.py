@@ -80,12 +80,20 @@ def _published_rules(deployment: Deployment) -> list[dict]:
     return [rule for group in json.loads(data["alert_rules"])["groups"] for rule in group["rules"]]
 
 
+def _probe_requests(deployment: Deployment) -> int:
+    """Requests of the charm's health probe (`GET /` every 10 s), from the access log."""
+    log = deployment.container.log_path.read_text()
+    return sum(
+        '"GET / HTTP/1.0" 200' in line and '"flask-k8s"' in line for line in log.splitlines()
+    )
+
+
 def test_prometheus_holds_exact_request_counts(deployment: Deployment):
     prometheus = deployment.prometheus
     rock_runner.get("/status/500")  # each series exists only once gunicorn has counted it
     rock_runner.get("/")
     assert _wait(lambda: len(prometheus.query("flask_response_code")) >= 2)
-    before = _exporter_values()
+    before, probes_before = _exporter_values(), _probe_requests(deployment)
     ok, errors = 7, 4
 
     for _ in range(ok):
@@ -93,14 +101,23 @@ def test_prometheus_holds_exact_request_counts(deployment: Deployment):
     for _ in range(errors):
         assert rock_runner.get("/status/500")[0] == 500
 
-    expected = {
-        "flask_requests": before["flask_requests"] + ok + errors,
-        'flask_response_code{status="200"}': before['flask_response_code{status="200"}'] + ok,
-        'flask_response_code{status="500"}': before['flask_response_code{status="500"}'] + errors,
-        "flask_request_duration_count": before["flask_request_duration_count"] + ok + errors,
-    }
-    assert _wait(lambda: all(_value(prometheus, q) == v for q, v in expected.items())), {
-        q: _value(prometheus, q) for q in expected
+    def expected() -> dict[str, float]:
+        probes = _probe_requests(deployment) - probes_before  # the health check's own requests
+        return {
+            "flask_requests": before["flask_requests"] + ok + errors + probes,
+            'flask_response_code{status="200"}': before['flask_response_code{status="200"}']
+            + ok
+            + probes,
+            'flask_response_code{status="500"}': before['flask_response_code{status="500"}']
+            + errors,
+            "flask_request_duration_count": before["flask_request_duration_count"]
+            + ok
+            + errors
+            + probes,
+        }
+
+    assert _wait(lambda: all(_value(prometheus, q) == v for q, v in expected().items())), {
+        q: (_value(prometheus, q), v) for q, v in expected().items()
     }
     assert _value(prometheus, 'flask_request_duration{quantile="0.99"}') > 0
 
