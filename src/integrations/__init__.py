@@ -43,6 +43,8 @@ REGISTRY: dict[str, Kind] = {
     "mysql": Kind("integrations.mysql", "MYSQL_DB_"),
     "mongodb": Kind("integrations.mongodb", "MONGODB_DB_"),
     "redis": Kind("integrations.redis", "REDIS_DB_"),
+    "s3": Kind("integrations.s3", "S3_"),
+    "smtp": Kind("integrations.smtp", "SMTP_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 
