@@ -8,10 +8,14 @@ Routes:
     /visits           counts visits in the related Redis
     /status/<code>    answers with the given HTTP status, for metrics and alert tests
     /secret-key-id    a fingerprint of the secret key, so tests can see it rotate
+    /objects/<name>   PUT stores the body in the related S3 bucket, GET reads it back
+    /mail             POST {"to": …, "subject": …, "body": …} sends a mail through the related
+                      SMTP relay
 """
 
 import hashlib
 import os
+import re
 import sqlite3
 import time
 
@@ -184,3 +188,87 @@ def secret_key_id():
     """A short fingerprint of the secret key, never the key itself."""
     key = app.config.get("SECRET_KEY") or ""
     return jsonify(sha256=hashlib.sha256(str(key).encode()).hexdigest()[:16] if key else None)
+
+
+# -- object storage and mail: the related S3 bucket and SMTP relay (S3_*, SMTP_* variables) ----
+
+OBJECT_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def s3_client():
+    """A boto3 client for the related bucket, or None when no S3 is related."""
+    if not os.environ.get("S3_BUCKET"):
+        return None
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ.get("S3_ENDPOINT") or None,
+        region_name=os.environ.get("S3_REGION") or None,
+        aws_access_key_id=os.environ["S3_ACCESS_KEY"],
+        aws_secret_access_key=os.environ["S3_SECRET_KEY"],
+        config=Config(s3={"addressing_style": os.environ.get("S3_ADDRESSING_STYLE", "auto")}),
+    )
+
+
+@app.route("/objects/<name>", methods=["GET", "PUT"])
+def objects(name: str):
+    """Store (PUT) or read (GET) an object in the related bucket; 503 when none is related."""
+    client = s3_client()
+    if client is None:
+        return jsonify(error="no S3 is related"), 503
+    if not OBJECT_NAME.match(name):
+        abort(400)
+    import botocore.exceptions
+
+    bucket, key = os.environ["S3_BUCKET"], os.environ.get("S3_PATH", "") + name
+    try:
+        if request.method == "PUT":
+            client.put_object(Bucket=bucket, Key=key, Body=request.get_data())
+            return jsonify(stored=key), 201
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        abort(404)
+    except botocore.exceptions.BotoCoreError as error:
+        return jsonify(error=f"s3: {error}"), 503
+    except botocore.exceptions.ClientError as error:
+        return jsonify(error=f"s3: {error.response['Error'].get('Code')}"), 503
+    return body, 200, {"Content-Type": "application/octet-stream"}
+
+
+@app.route("/mail", methods=["POST"])
+def mail():
+    """Send a mail through the related SMTP relay; 503 when none is related."""
+    host = os.environ.get("SMTP_HOST")
+    if not host:
+        return jsonify(error="no SMTP relay is related"), 503
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+
+    fields = request.get_json(silent=True) or {}
+    message = EmailMessage()
+    message["From"] = f"sample@{os.environ.get('SMTP_DOMAIN') or 'localhost'}"
+    message["To"] = str(fields.get("to", "someone@example.com"))
+    message["Subject"] = str(fields.get("subject", "hello"))
+    message.set_content(str(fields.get("body", "")))
+    security = os.environ.get("SMTP_TRANSPORT_SECURITY", "none")
+    context = ssl.create_default_context()
+    if os.environ.get("SMTP_SKIP_SSL_VERIFY") == "True":
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    port = int(os.environ.get("SMTP_PORT", "25"))
+    try:
+        if security == "tls":
+            relay = smtplib.SMTP_SSL(host, port, timeout=10, context=context)
+        else:
+            relay = smtplib.SMTP(host, port, timeout=10)
+        with relay:
+            if security == "starttls":
+                relay.starttls(context=context)
+            if os.environ.get("SMTP_USER") and os.environ.get("SMTP_PASSWORD"):
+                relay.login(os.environ["SMTP_USER"], os.environ["SMTP_PASSWORD"])
+            relay.send_message(message)
+    except (OSError, smtplib.SMTPException) as error:
+        return jsonify(error=f"smtp: {type(error).__name__}"), 503
+    return jsonify(sent=message["To"]), 202
