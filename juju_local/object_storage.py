@@ -51,7 +51,7 @@ class S3Server(venv_server.VenvServer):
             return
         self.admin_path.unlink(missing_ok=True)
         super().start()
-        keys = self._admin({"action": "bootstrap"})
+        keys = self._s3_admin({"action": "bootstrap"})
         self.admin_path.touch(mode=0o600)
         if os.getuid() == 0:
             os.chown(self.admin_path, 0, 0)
@@ -60,14 +60,14 @@ class S3Server(venv_server.VenvServer):
     def provision(self, user: str, bucket: str) -> dict[str, str]:
         """A user with a new key pair, allowed only on `bucket` (created if missing)."""
         admin = json.loads(self.admin_path.read_text())
-        return self._admin({"action": "provision", "user": user, "bucket": bucket, "keys": admin})
+        return self._s3_admin({"action": "provision", "user": user, "bucket": bucket, "keys": admin})
 
     def get_object(self, keys: dict[str, str], bucket: str, key: str) -> str:
         """An object's content, read with `keys` (for tests: what the app stored)."""
         request = {"action": "get", "keys": keys, "bucket": bucket, "key": key}
-        return self._admin(request)["body"]
+        return self._s3_admin(request)["body"]
 
-    def _admin(self, request: dict) -> dict:
+    def _s3_admin(self, request: dict) -> dict:
         return venv_server.run_main(["s3-admin"], {**request, "endpoint": self.url})
 
 

@@ -228,13 +228,13 @@ def objects(name: str):
             client.put_object(Bucket=bucket, Key=key, Body=request.get_data())
             return jsonify(stored=key), 201
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body, 200, {"Content-Type": "application/octet-stream"}
     except client.exceptions.NoSuchKey:
-        abort(404)
+        return jsonify(error=f"no object {name}"), 404
     except botocore.exceptions.BotoCoreError as error:
         return jsonify(error=f"s3: {error}"), 503
     except botocore.exceptions.ClientError as error:
         return jsonify(error=f"s3: {error.response['Error'].get('Code')}"), 503
-    return body, 200, {"Content-Type": "application/octet-stream"}
 
 
 @app.route("/mail", methods=["POST"])

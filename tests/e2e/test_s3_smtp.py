@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from juju_local import mail_relay, object_storage, processes, providers, venv_server
+from juju_local.databases import DatabaseError
 from juju_local.deployment import Deployment
 from tests.e2e import deployment_state, rock_runner
 
@@ -97,7 +98,7 @@ def test_s3_the_sample_stores_and_reads_an_object(deployment):
 def test_s3_server_refuses_a_wrong_key(deployment):
     server = object_storage.S3Server(deployment.state_dir)
     keys = object_storage.published_keys(deployment, deployment.model.relations("s3")[0].id)
-    with pytest.raises(Exception, match="SignatureDoesNotMatch"):
+    with pytest.raises(DatabaseError, match="SignatureDoesNotMatch"):
         server.get_object({**keys, "secret-key": "not-the-key"}, "flask-k8s", "greeting")
 
 
