@@ -60,7 +60,9 @@ class S3Server(venv_server.VenvServer):
     def provision(self, user: str, bucket: str) -> dict[str, str]:
         """A user with a new key pair, allowed only on `bucket` (created if missing)."""
         admin = json.loads(self.admin_path.read_text())
-        return self._s3_admin({"action": "provision", "user": user, "bucket": bucket, "keys": admin})
+        return self._s3_admin(
+            {"action": "provision", "user": user, "bucket": bucket, "keys": admin}
+        )
 
     def get_object(self, keys: dict[str, str], bucket: str, key: str) -> str:
         """An object's content, read with `keys` (for tests: what the app stored)."""
