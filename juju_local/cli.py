@@ -6,6 +6,7 @@
     juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
     juju-local integrate loki URL                   logging: Pebble pushes the app's logs to URL
     juju-local integrate postgresql|mysql|redis     a local PostgreSQL, MariaDB or Redis server
+    juju-local integrate rabbitmq                   a local RabbitMQ broker
     juju-local rotate-password postgresql|mysql     the provider rotates the app's password
     juju-local remove-relation ENDPOINT             e.g. postgresql: relation-departed, -broken
     juju-local upgrade                              refresh: new charm code and a fresh pod
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from flask_rock.errors import ProjectError
-from juju_local import databases, prometheus
+from juju_local import databases, prometheus, rabbitmq
 from juju_local.charm_stage import REPO, StageError
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.model import ModelStoreError
@@ -72,14 +73,18 @@ def endpoints(deployment: Deployment) -> str:
     if deployment.prometheus.pid_path.exists():
         lines.append(f"  prometheus: {prometheus.URL}/graph?g0.expr=flask_requests")
     lines += databases.describe(deployment.state_dir)
+    lines += rabbitmq.describe(deployment.state_dir)
     lines.append(f"Stop it with: scripts/juju-local remove   (state: {deployment.state_dir})")
     return "\n".join(lines)
 
 
 DATABASE_COMMANDS = ("rotate-password", "remove-relation")
+SERVERS = (*databases.SERVERS, rabbitmq.ENDPOINT)  # what `integrate` starts a server for
 
 
 def _database_command(deployment: Deployment, options: argparse.Namespace) -> str:
+    if rabbitmq.ENDPOINT in (getattr(options, "remote", ""), getattr(options, "endpoint", "")):
+        return _rabbitmq_command(deployment, options)
     if options.command == "integrate":
         databases.integrate(deployment, options.remote)
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
@@ -87,6 +92,16 @@ def _database_command(deployment: Deployment, options: argparse.Namespace) -> st
         databases.rotate_password(deployment, options.endpoint)
     else:
         databases.remove_relation(deployment, options.endpoint)
+    return deployment.status()
+
+
+def _rabbitmq_command(deployment: Deployment, options: argparse.Namespace) -> str:
+    if options.command == "integrate":
+        rabbitmq.integrate(deployment)
+        return f"{deployment.status()}\n\n{endpoints(deployment)}"
+    if options.command != "remove-relation":
+        raise UsageError(f"{options.command} does not apply to {rabbitmq.ENDPOINT}")
+    rabbitmq.remove_relation(deployment)
     return deployment.status()
 
 
@@ -109,7 +124,7 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
             )
         deployment.integrate_loki(options.url)
         return deployment.status()
-    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in databases.SERVERS:
+    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in SERVERS:
         return _database_command(deployment, options)
     if options.command == "integrate":
         deployment.integrate_prometheus()
@@ -147,10 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     integrate = commands.add_parser(
         "integrate", help="integrate with a local Prometheus or database, or a Loki push URL"
     )
-    integrate.add_argument("remote", choices=["prometheus", "loki", *databases.SERVERS])
+    integrate.add_argument("remote", choices=["prometheus", "loki", *SERVERS])
     integrate.add_argument("url", nargs="?", help="loki: the push URL Pebble posts logs to")
-    for name in DATABASE_COMMANDS:
-        commands.add_parser(name).add_argument("endpoint", choices=list(databases.SERVERS))
+    commands.add_parser("rotate-password").add_argument("endpoint", choices=[*databases.SERVERS])
+    commands.add_parser("remove-relation").add_argument("endpoint", choices=[*SERVERS])
     for name in ("upgrade", "status", "remove"):
         commands.add_parser(name)
     return parser
