@@ -51,7 +51,7 @@ def test_integrate_gives_the_app_a_broker_it_can_use(deployment):
     assert deployment_state.unit_status(deployment) == ("active", "")
     env = _app_env(deployment)
     broker = rabbitmq.RabbitServer(deployment.state_dir)
-    assert env["RABBITMQ_CONNECT_STRING"].startswith(f"amqp://flask-k8s:")
+    assert env["RABBITMQ_CONNECT_STRING"].startswith("amqp://flask-k8s:")
     assert env["RABBITMQ_CONNECT_STRING"].endswith(f"@{broker.address}:5672/%2F")
     assert (env["RABBITMQ_USERNAME"], env["RABBITMQ_VHOST"]) == ("flask-k8s", "/")
     status, answer = _round_trip()
