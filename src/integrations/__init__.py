@@ -44,6 +44,7 @@ REGISTRY: dict[str, Kind] = {
     "mongodb": Kind("integrations.mongodb", "MONGODB_DB_"),
     "redis": Kind("integrations.redis", "REDIS_DB_"),
     "rabbitmq": Kind("integrations.rabbitmq", "RABBITMQ_"),
+    "openfga": Kind("integrations.openfga", "FGA_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 

@@ -35,9 +35,7 @@ def required(data: Mapping[str, str], keys: tuple[str, ...], relation_name: str)
 def token(value: str, key: str, relation_name: str, max_chars: int = MAX_VALUE_CHARS) -> str:
     """A single printable word (an id, a token, a client id): BadDataError otherwise."""
     if len(value) > max_chars or not value.isprintable() or any(c.isspace() for c in value):
-        raise BadDataError(
-            f"the {relation_name} relation published an unusable {key}: {FIX}"
-        )
+        raise BadDataError(f"the {relation_name} relation published an unusable {key}: {FIX}")
     return value
 
 
@@ -50,14 +48,13 @@ def url(value: str, key: str, relation_name: str, schemes: tuple[str, ...] = ())
     bare = not schemes and "://" not in value
     try:
         parts = urllib.parse.urlsplit("//" + value if bare else value)
-        has_host = bool(parts.hostname)
+        usable = bool(parts.hostname) and (not schemes or parts.scheme in schemes)
     except ValueError:  # e.g. a malformed IPv6 host
-        has_host = False
-    if not has_host or (schemes and parts.scheme not in schemes):
+        usable = False
+    if not usable:
         wanted = " or ".join(f"{scheme}://" for scheme in schemes) or "scheme://host"
         raise BadDataError(
-            f"the {relation_name} relation published an invalid {key} (want a {wanted} URL): "
-            f"{FIX}"
+            f"the {relation_name} relation published an invalid {key} (want a {wanted} URL): {FIX}"
         )
     return value
 
@@ -80,7 +77,6 @@ def secret_field(model: ops.Model, secret_id: str, field: str, relation_name: st
     value = content.get(field)
     if not value:
         raise BadDataError(
-            f"the secret the {relation_name} relation names has no {field!r}: "
-            f"{FIX}"
+            f"the secret the {relation_name} relation names has no {field!r}: {FIX}"
         )
     return value
