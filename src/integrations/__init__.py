@@ -45,6 +45,7 @@ REGISTRY: dict[str, Kind] = {
     "redis": Kind("integrations.redis", "REDIS_DB_"),
     "rabbitmq": Kind("integrations.rabbitmq", "RABBITMQ_"),
     "openfga": Kind("integrations.openfga", "FGA_"),
+    "oauth": Kind("integrations.oauth", "FLASK_OAUTH_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 
