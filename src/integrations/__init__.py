@@ -46,6 +46,7 @@ REGISTRY: dict[str, Kind] = {
     "rabbitmq": Kind("integrations.rabbitmq", "RABBITMQ_"),
     "openfga": Kind("integrations.openfga", "FGA_"),
     "oauth": Kind("integrations.oauth", "FLASK_OAUTH_"),
+    "saml": Kind("integrations.saml", "SAML_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 
