@@ -162,9 +162,10 @@ class RabbitServer(databases.Server):
             self.ctl(["change_password", user], "change the password", stdin=password)
         else:
             self.ctl(["add_user", user], "add the user", stdin=password)
-        vhosts = self.ctl(["list_vhosts", "--formatter=json"], "list vhosts")
-        if database not in [vhost["name"] for vhost in json.loads(vhosts)]:
-            self.ctl(["add_vhost", database], "add the vhost")
+        if database != "/":  # the default vhost always exists
+            vhosts = self.ctl(["list_vhosts", "--formatter=json"], "list vhosts")
+            if database not in [vhost["name"] for vhost in json.loads(vhosts)]:
+                self.ctl(["add_vhost", database], "add the vhost")
         self.ctl(["set_permissions", "-p", database, user, ".*", ".*", ".*"], "set permissions")
 
     def delete_user(self, user: str) -> None:
