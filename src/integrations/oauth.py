@@ -148,9 +148,9 @@ def read(charm: ops.CharmBase, relation: ops.Relation) -> Client:
     urls = {
         key: provider_values.url(data[key], key, name, ("http", "https")) for key in PROVIDER_URLS
     }
-    client_id = provider_values.token(data["client_id"], "client_id", name, max_chars=1024)
+    client_id = provider_values.word(data["client_id"], "client_id", name, max_chars=1024)
     secret = provider_values.secret_field(charm.model, data["client_secret_id"], "secret", name)
-    provider_values.token(secret, "client secret", name)
+    provider_values.word(secret, "client secret", name)
     return Client(client_id=client_id, client_secret=secret, scopes=scopes, **urls)
 
 

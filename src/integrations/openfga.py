@@ -56,13 +56,13 @@ def read(charm: ops.CharmBase, relation: ops.Relation) -> Store:
         raise NotReadyError(f"waiting for the {name} relation to publish its token")
     grpc = provider_values.url(data["grpc_api_url"], "grpc_api_url", name)
     http = provider_values.url(data["http_api_url"], "http_api_url", name, ("http", "https"))
-    store_id = provider_values.token(data["store_id"], "store_id", name, max_chars=256)
+    store_id = provider_values.word(data["store_id"], "store_id", name, max_chars=256)
     secret_id = data.get("token_secret_id")
     if secret_id:
         token = provider_values.secret_field(charm.model, secret_id, "token", name)
     else:
         token = data["token"]
-    return Store(store_id, provider_values.token(token, "token", name), grpc, http)
+    return Store(store_id, provider_values.word(token, "token", name), grpc, http)
 
 
 def env(value: Store) -> dict[str, str]:

@@ -32,7 +32,7 @@ def required(data: Mapping[str, str], keys: tuple[str, ...], relation_name: str)
         )
 
 
-def token(value: str, key: str, relation_name: str, max_chars: int = MAX_VALUE_CHARS) -> str:
+def word(value: str, key: str, relation_name: str, max_chars: int = MAX_VALUE_CHARS) -> str:
     """A single printable word (an id, a token, a client id): BadDataError otherwise."""
     if len(value) > max_chars or not value.isprintable() or any(c.isspace() for c in value):
         raise BadDataError(f"the {relation_name} relation published an unusable {key}: {FIX}")
@@ -44,7 +44,7 @@ def url(value: str, key: str, relation_name: str, schemes: tuple[str, ...] = ())
 
     BadDataError otherwise.
     """
-    token(value, key, relation_name, MAX_URL_CHARS)
+    word(value, key, relation_name, MAX_URL_CHARS)
     bare = not schemes and "://" not in value
     try:
         parts = urllib.parse.urlsplit("//" + value if bare else value)
