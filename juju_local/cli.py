@@ -7,6 +7,7 @@
     juju-local integrate loki URL                   logging: Pebble pushes the app's logs to URL
     juju-local integrate postgresql|mysql|redis     a local PostgreSQL, MariaDB or Redis server
     juju-local integrate s3|smtp                    a local S3 (moto) or SMTP (aiosmtpd) server
+    juju-local integrate rabbitmq                   a local RabbitMQ broker
     juju-local rotate-password postgresql|mysql     the provider rotates the app's password
     juju-local remove-relation ENDPOINT             e.g. postgresql: relation-departed, -broken
     juju-local upgrade                              refresh: new charm code and a fresh pod
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from flask_rock.errors import ProjectError
-from juju_local import databases, prometheus, providers
+from juju_local import databases, prometheus, providers, rabbitmq
 from juju_local.charm_stage import REPO, StageError
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.model import ModelStoreError
@@ -74,20 +75,27 @@ def endpoints(deployment: Deployment) -> str:
         lines.append(f"  prometheus: {prometheus.URL}/graph?g0.expr=flask_requests")
     lines += databases.describe(deployment.state_dir)
     lines += providers.describe(deployment.state_dir)
+    lines += rabbitmq.describe(deployment.state_dir)
     lines.append(f"Stop it with: scripts/juju-local remove   (state: {deployment.state_dir})")
     return "\n".join(lines)
 
 
 DATABASE_COMMANDS = ("rotate-password", "remove-relation")
+# What `integrate` starts a server for.
+SERVERS = (*databases.SERVERS, rabbitmq.ENDPOINT, *providers.SERVERS)
 
 
 def _database_command(deployment: Deployment, options: argparse.Namespace) -> str:
+    if rabbitmq.ENDPOINT in (getattr(options, "remote", ""), getattr(options, "endpoint", "")):
+        return _rabbitmq_command(deployment, options)
     endpoint = getattr(options, "remote", None) or options.endpoint
     if endpoint in providers.SERVERS:  # s3, smtp
         if options.command == "integrate":
             providers.integrate(deployment, endpoint)
             return f"{deployment.status()}\n\n{endpoints(deployment)}"
-        providers.remove_relation(deployment, endpoint)  # rotate-password has no s3/smtp
+        if options.command != "remove-relation":
+            raise UsageError(f"{options.command} does not apply to {endpoint}")
+        providers.remove_relation(deployment, endpoint)
         return deployment.status()
     if options.command == "integrate":
         databases.integrate(deployment, options.remote)
@@ -96,6 +104,16 @@ def _database_command(deployment: Deployment, options: argparse.Namespace) -> st
         databases.rotate_password(deployment, options.endpoint)
     else:
         databases.remove_relation(deployment, options.endpoint)
+    return deployment.status()
+
+
+def _rabbitmq_command(deployment: Deployment, options: argparse.Namespace) -> str:
+    if options.command == "integrate":
+        rabbitmq.integrate(deployment)
+        return f"{deployment.status()}\n\n{endpoints(deployment)}"
+    if options.command != "remove-relation":
+        raise UsageError(f"{options.command} does not apply to {rabbitmq.ENDPOINT}")
+    rabbitmq.remove_relation(deployment)
     return deployment.status()
 
 
@@ -118,8 +136,7 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
             )
         deployment.integrate_loki(options.url)
         return deployment.status()
-    remote = getattr(options, "remote", "")
-    if options.command in DATABASE_COMMANDS or remote in {*databases.SERVERS, *providers.SERVERS}:
+    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in SERVERS:
         return _database_command(deployment, options)
     if options.command == "integrate":
         deployment.integrate_prometheus()
@@ -157,16 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     integrate = commands.add_parser(
         "integrate", help="integrate with a local Prometheus or database, or a Loki push URL"
     )
-    integrate.add_argument(
-        "remote", choices=["prometheus", "loki", *databases.SERVERS, *providers.SERVERS]
-    )
+    integrate.add_argument("remote", choices=["prometheus", "loki", *SERVERS])
     integrate.add_argument("url", nargs="?", help="loki: the push URL Pebble posts logs to")
-    commands.add_parser("rotate-password").add_argument(
-        "endpoint", choices=list(databases.SERVERS)
-    )
-    commands.add_parser("remove-relation").add_argument(
-        "endpoint", choices=[*databases.SERVERS, *providers.SERVERS]
-    )
+    commands.add_parser("rotate-password").add_argument("endpoint", choices=[*databases.SERVERS])
+    commands.add_parser("remove-relation").add_argument("endpoint", choices=[*SERVERS])
     for name in ("upgrade", "status", "remove"):
         commands.add_parser(name)
     return parser

@@ -6,6 +6,7 @@ Routes:
     /items            reads the table that migrate.py creates (POST {"name": …} adds one), in
                       the related PostgreSQL or MySQL database, else in SQLite
     /visits           counts visits in the related Redis
+    /rabbitmq         publishes a message to a queue of the related RabbitMQ and gets it back
     /status/<code>    answers with the given HTTP status, for metrics and alert tests
     /secret-key-id    a fingerprint of the secret key, so tests can see it rotate
     /objects/<name>   PUT stores the body in the related S3 bucket, GET reads it back
@@ -173,6 +174,36 @@ def visits():
     except redis.RedisError as error:
         return jsonify(error=f"redis: {error}"), 503
     return jsonify(visits=count)
+
+
+@app.route("/rabbitmq")
+def rabbitmq():
+    """Publish a message to the related RabbitMQ and get it back; 503 when none is related."""
+    url = os.environ.get("RABBITMQ_CONNECT_STRING")
+    if not url:
+        return jsonify(error="no RabbitMQ is related"), 503
+    import pika
+
+    sent = os.urandom(8).hex()
+    try:
+        parameters = pika.URLParameters(f"{url}?connection_attempts=1&socket_timeout=5")
+        connection = pika.BlockingConnection(parameters)
+        try:
+            channel = connection.channel()
+            channel.queue_declare(queue="sample")
+            channel.basic_publish(exchange="", routing_key="sample", body=sent.encode())
+            received = None
+            for _ in range(50):  # the broker routes the message asynchronously
+                _method, _properties, body = channel.basic_get(queue="sample", auto_ack=True)
+                if body is not None:
+                    received = body.decode()
+                    break
+                connection.sleep(0.1)
+        finally:
+            connection.close()
+    except pika.exceptions.AMQPError as error:
+        return jsonify(error=f"rabbitmq: {error!r}"), 503
+    return jsonify(sent=sent, received=received, vhost=os.environ.get("RABBITMQ_VHOST"))
 
 
 @app.route("/status/<int:code>")

@@ -45,6 +45,10 @@ REGISTRY: dict[str, Kind] = {
     "redis": Kind("integrations.redis", "REDIS_DB_"),
     "s3": Kind("integrations.s3", "S3_"),
     "smtp": Kind("integrations.smtp", "SMTP_"),
+    "rabbitmq": Kind("integrations.rabbitmq", "RABBITMQ_"),
+    "openfga": Kind("integrations.openfga", "FGA_"),
+    "oauth": Kind("integrations.oauth", "FLASK_OAUTH_"),
+    "saml": Kind("integrations.saml", "SAML_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 

@@ -73,11 +73,15 @@ def _host_port(hostinfo: str) -> tuple[str, str]:
     return host, port
 
 
-def uri_env(prefix: str, uri: str) -> dict[str, str]:
-    """The paas-charm variables for one URI (see the module docstring)."""
+def url_env(prefix: str, uri: str) -> dict[str, str]:
+    """`<prefix>_CONNECT_STRING` and its parts, the way paas-charm splits any URL.
+
+    `_SCHEME`, `_NETLOC`, `_PATH`, `_PARAMS`, `_QUERY`, `_FRAGMENT` always (maybe empty);
+    `_USERNAME`, `_PASSWORD` (decoded), `_HOSTNAME`, `_PORT` (first host) when present.
+    """
     parsed = urlparse(uri)
-    env = {f"{prefix}_DB_CONNECT_STRING": uri}
-    env.update({f"{prefix}_DB_{part}": getattr(parsed, part.lower()) for part in PARTS})
+    env = {f"{prefix}_CONNECT_STRING": uri}
+    env.update({f"{prefix}_{part}": getattr(parsed, part.lower()) for part in PARTS})
     userinfo, at, hostinfo = parsed.netloc.rpartition("@")
     username, colon, password = userinfo.partition(":")
     host, port = _host_port(hostinfo)
@@ -86,9 +90,17 @@ def uri_env(prefix: str, uri: str) -> dict[str, str]:
         "PASSWORD": unquote(password) if colon else "",
         "HOSTNAME": host,
         "PORT": port,
-        "NAME": unquote(parsed.path.removeprefix("/")),
     }
-    env.update({f"{prefix}_DB_{key}": value for key, value in optional.items() if value})
+    env.update({f"{prefix}_{key}": value for key, value in optional.items() if value})
+    return env
+
+
+def uri_env(prefix: str, uri: str) -> dict[str, str]:
+    """The paas-charm variables for one database URI (see the module docstring)."""
+    env = url_env(f"{prefix}_DB", uri)
+    name = unquote(urlparse(uri).path.removeprefix("/"))
+    if name:
+        env[f"{prefix}_DB_NAME"] = name
     return env
 
 

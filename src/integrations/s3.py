@@ -112,7 +112,7 @@ def _keys(model: ops.Model, remote: ops.RelationDataContent, name: str) -> tuple
     if not access_key or not secret_key:
         lacking = SECRET_FIELDS[0] if not access_key else SECRET_FIELDS[1]
         raise BadDataError(
-            f"the {name} relation published credentials without a {lacking}: fix the "
+            f"the {name} relation published credentials without its {lacking}: fix the "
             f"provider's credentials, or remove the relation"
         )
     return _text(access_key, "access-key", name), _text(secret_key, "secret-key", name)

@@ -259,7 +259,7 @@ def test_secret_missing_a_key_blocks(ctx, charm_dir, content):
     out = changed(ctx, st, relation)
 
     assert out.unit_status.name == "blocked"
-    assert "s3 relation published credentials without a" in out.unit_status.message
+    assert "s3 relation published credentials without its" in out.unit_status.message
 
 
 # -- secrecy ----------------------------------------------------------------------------------
