@@ -50,6 +50,7 @@ class OptionSpec:
     name: str
     type: str
     required: bool
+    has_default: bool = False
 
     @property
     def env_name(self) -> str:
@@ -103,6 +104,7 @@ def parse_specs(config_yaml: str, oauth: Iterable[str] = ()) -> list[dict[str, A
                 "name": name,
                 "type": str(option.get("type", "")),
                 "required": option.get("optional") is False,
+                "has_default": option.get("default") is not None,
             }
         )
     return specs
@@ -110,7 +112,10 @@ def parse_specs(config_yaml: str, oauth: Iterable[str] = ()) -> list[dict[str, A
 
 def specs_from(raw: Iterable[Mapping[str, Any]]) -> list[OptionSpec]:
     """OptionSpecs from the dicts `parse_specs` produced."""
-    return [OptionSpec(str(s["name"]), str(s["type"]), bool(s["required"])) for s in raw]
+    return [
+        OptionSpec(str(s["name"]), str(s["type"]), bool(s["required"]), bool(s.get("has_default")))
+        for s in raw
+    ]
 
 
 def check_specs(specs: Iterable[OptionSpec], reserved: Iterable[str]) -> dict[str, str]:
@@ -126,6 +131,9 @@ def check_specs(specs: Iterable[OptionSpec], reserved: Iterable[str]) -> dict[st
             continue
         if spec.type not in TYPES:
             problems[spec.name] = f"unknown type {spec.type[:20]!r}"
+            continue
+        if spec.required and spec.has_default:  # as charmcraft's flask-framework checks
+            problems[spec.name] = "`optional: false` and a default: remove one"
             continue
         owner = taken.get(spec.env_name)
         if owner is not None:

@@ -18,7 +18,7 @@ import app_options
 
 
 def missing(charm: ops.CharmBase, related_registered: Iterable[str], registered: Iterable[str]):
-    """The required endpoints without a relation, in metadata order.
+    """The required endpoints without a relation, by name.
 
     `related_registered`: the integrations' endpoints known to have a relation (remembered
     between hooks, see `integrations.RelatedEndpoints`); other endpoints are asked of Juju.
@@ -31,7 +31,7 @@ def missing(charm: ops.CharmBase, related_registered: Iterable[str], registered:
         has = name in related if name in known else bool(charm.model.relations.get(name))
         if not has:
             names.append(name)
-    return names
+    return sorted(names)
 
 
 def hint(charm: ops.CharmBase, endpoints: Iterable[str]) -> str:
