@@ -92,7 +92,7 @@ def _database_command(deployment: Deployment, options: argparse.Namespace) -> st
 
 def _command(deployment: Deployment, options: argparse.Namespace) -> str:
     if options.command == "deploy":
-        deployment.deploy(Path(options.rock_dir), _pairs(options.config))
+        deployment.deploy(Path(options.rock_dir), _pairs(options.config), Path(options.charm))
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
     if options.command == "config":
         values: dict = {**_pairs(options.pairs), **dict.fromkeys(options.reset)}
@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy the charm with a rock")
     deploy.add_argument("rock_dir", nargs="?", default=str(SAMPLE), metavar="ROCK_DIR")
     deploy.add_argument("--config", action="append", default=[], metavar="K=V")
+    deploy.add_argument(
+        "--charm",
+        default=str(REPO),
+        metavar="DIR",
+        help="the charm project (default: %(default)s)",
+    )
     config = commands.add_parser("config", help="set (or --reset) charm config")
     config.add_argument("pairs", nargs="*", metavar="K=V")
     config.add_argument("--reset", action="append", default=[], metavar="K")
