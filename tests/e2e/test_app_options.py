@@ -36,8 +36,12 @@ def charm_project(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    project = charm_project(tmp_path_factory.mktemp("project") / "charm")
+def project(tmp_path_factory) -> Path:
+    return charm_project(tmp_path_factory.mktemp("project") / "charm")
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, project):
     deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
     deployed.deploy(charm=project)
     yield deployed
@@ -89,6 +93,20 @@ def test_a_mistyped_value_is_refused_as_juju_refuses_it(deployment):
 
     assert result.returncode == 1
     assert 'option "max-items" expected int, got "many"' in result.stderr
+
+
+def test_an_option_added_later_arrives_with_upgrade(deployment, project):
+    document = yaml.safe_load((project / "charmcraft.yaml").read_text())
+    document["config"]["options"]["farewell"] = {"type": "string"}
+    (project / "charmcraft.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+    deployment.upgrade()
+    result = _cli(deployment, "config", "farewell=bye")
+
+    assert result.returncode == 0, result.stderr
+    assert rock_runner.wait_for_http_ok("/config/FAREWELL", READY)
+    assert _wait_for_setting("FAREWELL", "bye")
+    assert _setting("GREETING") == "bonjour"  # kept across the upgrade
 
 
 def _wait_for_setting(name: str, expected: object, timeout: float = READY) -> bool:

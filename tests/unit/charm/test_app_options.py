@@ -175,6 +175,18 @@ def test_an_option_the_charm_cannot_pass_on_blocks_naming_it(tmp_path, charm_dir
     assert not flask_layer(out)
 
 
+def test_oauth_endpoint_options_are_the_charms_not_the_apps(tmp_path, charm_dir):
+    options = {"oauth-scopes": {"type": "string"}, "oauth-redirect-path": {"type": "string"}}
+    ctx = context(charmcraft_copy(tmp_path, {**options, "oauthish": {"type": "string"}}))
+    config = {"oauth-scopes": "openid", "oauth-redirect-path": "/cb", "oauthish": "x"}
+
+    out = run(ctx, "pebble_ready", settled_state(charm_dir, config=config))
+
+    env = app_env(out)
+    assert env["FLASK_OAUTHISH"] == "x"
+    assert "FLASK_OAUTH_SCOPES" not in env and "FLASK_OAUTH_REDIRECT_PATH" not in env
+
+
 # -- required options ----------------------------------------------------------------------------
 
 
