@@ -228,18 +228,20 @@ def read_secret(model: ops.Model, app: str, option: str, secret_id: str) -> dict
                 f"juju grant-secret {secret_id} {app}"
             )
         ) from None
-    prefix = env_name(option)
+
+    def unusable(why: str) -> StatusError:
+        return StatusError(ops.BlockedStatus(f"{option}: secret {secret_id} must hold {why}"))
+
+    if len(content) > MAX_SECRET_KEYS:
+        raise unusable(f"at most {MAX_SECRET_KEYS} keys")
     env: dict[str, str] = {}
-    for key, value in sorted(content.items())[: MAX_SECRET_KEYS + 1]:
-        name = f"{prefix}_{key.upper().replace('-', '_')}"
-        if len(content) > MAX_SECRET_KEYS or not _ENV_NAME.fullmatch(name) or len(key) > 64:
-            why = f"at most {MAX_SECRET_KEYS} keys of letters, digits and -"
-        elif len(value) > MAX_VALUE_CHARS or "\x00" in value:
-            why = f"values of at most {MAX_VALUE_CHARS} characters, without NUL"
-        else:
-            env[name] = env_value(value)
-            continue
-        raise StatusError(ops.BlockedStatus(f"{option}: secret {secret_id} must hold {why}"))
+    for key, value in sorted(content.items()):
+        name = f"{env_name(option)}_{key.upper().replace('-', '_')}"
+        if len(key) > MAX_NAME_CHARS or not _ENV_NAME.fullmatch(name):
+            raise unusable("keys of letters, digits and - only")  # Juju's own rule for keys
+        if len(value) > MAX_VALUE_CHARS or "\x00" in value:
+            raise unusable(f"values of at most {MAX_VALUE_CHARS} characters, without NUL")
+        env[name] = env_value(value)
     return env
 
 

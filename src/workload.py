@@ -154,7 +154,7 @@ def env_value(value: str | int | float | bool) -> str:
     return value if isinstance(decoded, str) else json.dumps(value)
 
 
-# The variables the charm owns in the app's environment (`environment` sets a subset of them).
+# The variables the flask-* options, the secret key and the URL give the app (a subset is set).
 CHARM_ENV_NAMES = (
     "FLASK_ENV",
     "FLASK_DEBUG",

@@ -298,14 +298,22 @@ def test_secret_option_key_clashing_with_an_option_blocks(app_ctx, charm_dir):
     assert "sets FLASK_API_TOKEN_X, as another does" in out.unit_status.message
 
 
-def test_secret_option_oversized_value_blocks(app_ctx, charm_dir):
-    secret = user_secret(token="x" * 16385)
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ({"token": "x" * 16385}, "values of at most 16384 characters, without NUL"),
+        ({f"key{n:02}": "v" for n in range(65)}, "at most 64 keys"),
+    ],
+)
+def test_secret_option_oversized_content_blocks(app_ctx, charm_dir, content, why):
+    secret = user_secret(**content)
 
     out = settled(app_ctx, charm_dir, secret, config={"api-token": secret.id})
 
-    assert out.unit_status.message == (
-        f"api-token: secret {secret.id} must hold values of at most 16384 characters, without NUL"
+    assert out.unit_status == testing.BlockedStatus(
+        f"api-token: secret {secret.id} must hold {why}"
     )
+    assert not flask_layer(out)
 
 
 # -- required relations --------------------------------------------------------------------------
