@@ -22,6 +22,7 @@ from typing import Any
 import ops
 
 from status import StatusError
+from workload import RESERVED_NAMES, env_value
 
 CHARM_OPTIONS = frozenset({"worker-type", "migration-timeout"})
 CHARM_PREFIXES = ("webserver-", "flask-")
@@ -154,8 +155,6 @@ class AppOptions:
 
 def check_values(specs: Iterable[OptionSpec], raw: Mapping[str, Any]) -> AppOptions:
     """Encode the set values; raise InvalidAppOptionsError naming every invalid one."""
-    from workload import env_value
-
     env: dict[str, str] = {}
     secrets: dict[str, str] = {}
     missing: list[str] = []
@@ -217,8 +216,6 @@ class InvalidAppOptionsError(ValueError):
 
 def read_secret(model: ops.Model, app: str, option: str, secret_id: str) -> dict[str, str]:
     """`FLASK_<OPTION>_<KEY>` for each key of the secret; StatusError (Blocked) if unusable."""
-    from workload import env_value
-
     try:
         content = model.get_secret(id=secret_id).get_content(refresh=True)
     except ops.ModelError:  # includes SecretNotFoundError; also "permission denied"
@@ -243,6 +240,28 @@ def read_secret(model: ops.Model, app: str, option: str, secret_id: str) -> dict
             raise unusable(f"values of at most {MAX_VALUE_CHARS} characters, without NUL")
         env[name] = env_value(value)
     return env
+
+
+def secret_env(
+    model: ops.Model, app: str, options: AppOptions, known: Mapping[str, Mapping[str, str]]
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Every secret option's variables, and what to remember of them (ids and names).
+
+    `known` holds the variables each option gave when it named the same secret as now
+    (`HookMemory.known_option_secrets`): those are not read again. A variable that another
+    option (or the charm) also sets blocks, naming both.
+    """
+    env: dict[str, str] = {}
+    remembered: dict[str, dict[str, Any]] = {}
+    for option, secret_id in sorted(options.secrets.items()):
+        own = dict(known.get(option) or read_secret(model, app, option, secret_id))
+        for name in own:
+            if name in env or name in options.env or name in RESERVED_NAMES:
+                msg = f"{option}: a key of secret {secret_id} sets {name}, as another does"
+                raise StatusError(ops.BlockedStatus(f"invalid config: {msg}"))
+        env.update(own)
+        remembered[option] = {"id": secret_id, "names": sorted(own)}
+    return env, remembered
 
 
 def listing(names: Iterable[str]) -> str:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Kubernetes charm running any flask-framework rock: ops glue around `workload`.
 
-Every state-changing event runs one idempotent `_reconcile()`: read (config, the rock's `flask`
-service, secret key, ingress URL) → compute (`workload.FlaskApp`) → apply only what differs
+Every state-changing event runs one idempotent `_reconcile()`: read (config and the app's own
+options, required relations, the rock's `flask` service, secret key, ingress URL, peers, proxy) → compute (`workload.FlaskApp`) → apply only what differs
 (layer → one replan; Gunicorn config file only → push and SIGHUP; nothing → nothing). Status is
 set only in collect-status, from what the reconcile found, and only when it changed. Hooks that
 find all as the last Active reconcile left it (update-status, config-changed with the same
@@ -314,23 +314,13 @@ class FlaskCharm(ops.CharmBase):
         self, container: ops.Container, options: app_options.AppOptions
     ) -> dict[str, str]:
         """The secret app options' variables: read from Juju only when they may have changed."""
-        self._option_secrets = {}
-        if not options.secrets:
-            return {}
-        known = self.memory.known_option_secrets(
-            options.secrets, container.get_plan(), self._pull(container)
+        known = None
+        if options.secrets:
+            plan, conf = container.get_plan(), self._pull(container)
+            known = self.memory.known_option_secrets(options.secrets, plan, conf)
+        env, self._option_secrets = app_options.secret_env(
+            self.model, self.app.name, options, known or {}
         )
-        env: dict[str, str] = {}
-        for option, secret_id in sorted(options.secrets.items()):
-            own = known[option] if known is not None else None
-            if own is None:
-                own = app_options.read_secret(self.model, self.app.name, option, secret_id)
-            for name in own:
-                if name in env or name in options.env or name in workload.RESERVED_NAMES:
-                    msg = f"{option}: a key of secret {secret_id} sets {name}, as another does"
-                    raise StatusError(ops.BlockedStatus(f"invalid config: {msg}"))
-            env.update(own)
-            self._option_secrets[option] = {"id": secret_id, "names": sorted(own)}
         return env
 
     def _load_config(self) -> FlaskConfig:
