@@ -2,12 +2,13 @@
 """Kubernetes charm running any flask-framework rock: ops glue around `workload`.
 
 Every state-changing event runs one idempotent `_reconcile()`: read (config and the app's own
-options, required relations, the rock's `flask` service, secret key, ingress URL, peers, proxy) → compute (`workload.FlaskApp`) → apply only what differs
-(layer → one replan; Gunicorn config file only → push and SIGHUP; nothing → nothing). Status is
-set only in collect-status, from what the reconcile found, and only when it changed. Hooks that
-find all as the last Active reconcile left it (update-status, config-changed with the same
-config) only check Pebble: see `hook_memory`. pydantic (via `config`) is imported only when
-the raw config changed (`config_cache`), to keep hook start-up cheap.
+options, required relations, the rock's `flask` service, secret key, ingress URL, peers, proxy)
+→ compute (`workload.FlaskApp`) → apply only what differs (layer → one replan; Gunicorn config
+file only → push and SIGHUP; nothing → nothing). Status is set only in collect-status, from
+what the reconcile found, and only when it changed. Hooks that find all as the last Active
+reconcile left it (update-status, config-changed with the same config) only check Pebble: see
+`hook_memory`. pydantic (via `config`) is imported only when the raw config changed
+(`config_cache`), to keep hook start-up cheap.
 """
 
 from __future__ import annotations
