@@ -1,6 +1,7 @@
 """`scripts/juju-local`: deploy the flask-k8s charm with a rock on this machine, Juju-style.
 
     juju-local deploy [ROCK_DIR] [--config K=V …]   install → … → start → pebble-ready
+                      [--charm DIR]                 (DIR: the charm project, default this one)
     juju-local config K=V … [--reset K …]           config-changed
     juju-local run-action NAME [K=V …]              an action, with its results
     juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
@@ -8,7 +9,7 @@
     juju-local integrate postgresql|mysql|redis     a local PostgreSQL, MariaDB or Redis server
     juju-local rotate-password postgresql|mysql     the provider rotates the app's password
     juju-local remove-relation ENDPOINT             e.g. postgresql: relation-departed, -broken
-    juju-local upgrade                              refresh: new charm code and a fresh pod
+    juju-local upgrade                              refresh: new charm code and options, new pod
     juju-local status | remove
 
 No Juju and no Kubernetes: the charm runs as Juju dispatches it, against a real Pebble running
