@@ -1,7 +1,7 @@
 """Stage a charm project as `charmcraft pack` lays it out, into a directory Juju could run.
 
-`charmcraft.yaml` is split into `metadata.yaml`, `config.yaml` and `actions.yaml`; `src/` and
-`lib/` are copied; the runtime dependencies are installed into `venv/` with
+`charmcraft.yaml` is split into `metadata.yaml`, `config.yaml` and `actions.yaml`; `src/`,
+`lib/` and `cos_custom/` are copied; the runtime dependencies are installed into `venv/` with
 `uv pip install --target` for the base's Python, cached by a hash of the dependency list; and
 `dispatch` is written as charmcraft writes it. With a `uv.lock` the dependencies are the versions
 it pins, the ones charmcraft's uv plugin packs into the charm.
@@ -41,7 +41,7 @@ BUILD_KEYS = frozenset(
 # charmcraft.yaml's `charm-user` → the uid Juju runs the charm container as (Juju's
 # JujuUserID 170 and JujuSudoUserID 171; root when the key is absent).
 CHARM_USERS = {"root": 0, "sudoer": 171, "non-root": 170}
-CODE_DIRS = ("src", "lib")
+CODE_DIRS = ("src", "lib", "cos_custom")  # cos_custom: charmcraft.yaml's `cos-custom` part
 GENERATED = ("metadata.yaml", "config.yaml", "actions.yaml", "dispatch", "venv")
 
 

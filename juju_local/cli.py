@@ -1,6 +1,7 @@
 """`scripts/juju-local`: deploy the flask-k8s charm with a rock on this machine, Juju-style.
 
     juju-local deploy [ROCK_DIR] [--config K=V …]   install → … → start → pebble-ready
+                      [--charm DIR]                 (DIR: the charm project, default this one)
     juju-local config K=V … [--reset K …]           config-changed
     juju-local run-action NAME [K=V …]              an action, with its results
     juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
@@ -10,7 +11,7 @@
     juju-local integrate rabbitmq                   a local RabbitMQ broker
     juju-local rotate-password postgresql|mysql     the provider rotates the app's password
     juju-local remove-relation ENDPOINT             e.g. postgresql: relation-departed, -broken
-    juju-local upgrade                              refresh: new charm code and a fresh pod
+    juju-local upgrade                              refresh: new charm code and options, new pod
     juju-local status | remove
 
 No Juju and no Kubernetes: the charm runs as Juju dispatches it, against a real Pebble running
@@ -119,7 +120,7 @@ def _rabbitmq_command(deployment: Deployment, options: argparse.Namespace) -> st
 
 def _command(deployment: Deployment, options: argparse.Namespace) -> str:
     if options.command == "deploy":
-        deployment.deploy(Path(options.rock_dir), _pairs(options.config))
+        deployment.deploy(Path(options.rock_dir), _pairs(options.config), Path(options.charm))
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
     if options.command == "config":
         values: dict = {**_pairs(options.pairs), **dict.fromkeys(options.reset)}
@@ -165,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy the charm with a rock")
     deploy.add_argument("rock_dir", nargs="?", default=str(SAMPLE), metavar="ROCK_DIR")
     deploy.add_argument("--config", action="append", default=[], metavar="K=V")
+    deploy.add_argument(
+        "--charm",
+        default=str(REPO),
+        metavar="DIR",
+        help="the charm project (default: %(default)s)",
+    )
     config = commands.add_parser("config", help="set (or --reset) charm config")
     config.add_argument("pairs", nargs="*", metavar="K=V")
     config.add_argument("--reset", action="append", default=[], metavar="K")

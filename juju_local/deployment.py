@@ -108,7 +108,17 @@ class Deployment:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def deploy(self, rock_dir: Path = SAMPLE, config: dict[str, Any] | None = None) -> None:
+    @property
+    def charm_project(self) -> Path:
+        """The charm project deployed (this repository unless `deploy --charm` said otherwise)."""
+        return Path(self.meta.get("charm") or REPO) if self.exists else REPO
+
+    def deploy(
+        self,
+        rock_dir: Path = SAMPLE,
+        config: dict[str, Any] | None = None,
+        charm: Path = REPO,
+    ) -> None:
         """`juju deploy`: a fresh pod, then install → … → start → pebble-ready."""
         if self.exists:
             raise DeploymentError(f"already deployed in {self.state_dir}: `remove` it first")
@@ -120,10 +130,11 @@ class Deployment:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         pod = WorkloadContainer(rock_dir, self.state_dir / "pod")
         runner = prepare(
-            REPO, self.state_dir, containers={CONTAINER: pod.charm_container_dir}, config=config
+            charm, self.state_dir, containers={CONTAINER: pod.charm_container_dir}, config=config
         )
         pod.start(runner.uid)
-        self._meta_path.write_text(json.dumps({"rock": str(rock_dir.resolve())}))
+        meta = {"rock": str(rock_dir.resolve()), "charm": str(charm.resolve())}
+        self._meta_path.write_text(json.dumps(meta))
         runner = self.runner()
         for event in (*DEPLOY_EVENTS, f"{CONTAINER}-pebble-ready"):
             self._check(runner.fire(event))
@@ -193,7 +204,8 @@ class Deployment:
 
     def upgrade(self) -> None:
         """`juju refresh`: new charm code and a fresh pod, then upgrade-charm and pebble-ready."""
-        charm_stage.stage(REPO, self.state_dir / "charm")
+        staged = charm_stage.stage(self.charm_project, self.state_dir / "charm")
+        self.model.refresh_charm(staged.config_options)  # options added to charmcraft.yaml
         self.container.start(self.charm_uid())
         runner = self.runner()
         for event in ("upgrade-charm", "config-changed", "start", f"{CONTAINER}-pebble-ready"):

@@ -405,6 +405,12 @@ class Model:
                 else:
                     state.config[key] = _typed_config(state.config_options.get(key), key, value)
 
+    def refresh_charm(self, config_options: Mapping[str, Mapping[str, Any]]) -> None:
+        """A new charm revision's options, as `juju refresh` takes them: values of gone ones go."""
+        with self.transaction() as state:
+            state.config_options = {k: dict(v) for k, v in config_options.items()}
+            state.config = {k: v for k, v in state.config.items() if k in config_options}
+
     def reset_config(self, *keys: str) -> None:
         """Forget the operator's value for `keys`, as `juju config --reset` does."""
         self.set_config(dict.fromkeys(keys))

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Kubernetes charm running any flask-framework rock: ops glue around `workload`.
 
-Every state-changing event runs one idempotent `_reconcile()`: read (config, the rock's `flask`
-service, secret key, ingress URL) → compute (`workload.FlaskApp`) → apply only what differs
-(layer → one replan; Gunicorn config file only → push and SIGHUP; nothing → nothing). Status is
-set only in collect-status, from what the reconcile found, and only when it changed. Hooks that
-find all as the last Active reconcile left it (update-status, config-changed with the same
-config) only check Pebble: see `hook_memory`. pydantic (via `config`) is imported only when
-the raw config changed (`config_cache`), to keep hook start-up cheap.
+Every state-changing event runs one idempotent `_reconcile()`: read (config and the app's own
+options, required relations, the rock's `flask` service, secret key, ingress URL, peers, proxy)
+→ compute (`workload.FlaskApp`) → apply only what differs (layer → one replan; Gunicorn config
+file only → push and SIGHUP; nothing → nothing). Status is set only in collect-status, from
+what the reconcile found, and only when it changed. Hooks that find all as the last Active
+reconcile left it (update-status, config-changed with the same config) only check Pebble: see
+`hook_memory`. pydantic (via `config`) is imported only when the raw config changed
+(`config_cache`), to keep hook start-up cheap.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 import ops
 
 import app_health
+import app_options
 import config_cache
 import hook_memory
 import integrations
 import observability
 import pebble_io
+import required_relations
 import secret_key
 import workload
 from charms.flask_k8s.v0.ingress import IngressRequirer
@@ -59,6 +63,8 @@ class FlaskCharm(ops.CharmBase):
         self._config: FlaskConfig | None = None
         self._quiet = False  # this hook found all as left: it changes and sets nothing
         self._key_source: str | None = None
+        # {option: {"id": secret id, "names": [...]}} of the secret app options applied now.
+        self._option_secrets: dict[str, dict[str, Any]] = {}
         self.config_cache = config_cache.ConfigCache(self)
         self.memory = hook_memory.HookMemory(self)
         self._integrations: integrations.Found | None = None
@@ -220,7 +226,9 @@ class FlaskCharm(ops.CharmBase):
                 self._status = type(self._status)(f"{self._status.message}; {listing}")
         active = isinstance(self._status, ops.ActiveStatus)
         config_id = self.config_cache.fingerprint() if active else None
-        self.memory.record(container, self._status, config_id, self._key_source)
+        self.memory.record(
+            container, self._status, config_id, self._key_source, self._option_secrets
+        )
         return self._status
 
     def _desired_app(self, container: ops.Container) -> workload.FlaskApp:
@@ -229,10 +237,7 @@ class FlaskCharm(ops.CharmBase):
             msg = f"waiting for Pebble in the {CONTAINER} container"
             raise StatusError(ops.WaitingStatus(msg))
         rock_service = self._rock_service(container)
-        try:
-            cfg = self._load_config()
-        except config_cache.InvalidConfigError as exc:
-            raise StatusError(ops.BlockedStatus(str(exc))) from None
+        cfg, options = self._load_all_config()
         try:
             rock = workload.RockCommand.parse(rock_service.get("command", ""))
         except workload.CommandError as exc:
@@ -257,9 +262,67 @@ class FlaskCharm(ops.CharmBase):
         self._integrations = integrations.collect(
             self, lambda: _plan_env(container), self.related_endpoints.names()
         )
+        peer = self.model.get_relation(secret_key.PEER)
+        units = [self.unit.name, *(unit.name for unit in (peer.units if peer else ()))]
         return workload.FlaskApp(
-            rock_service, cfg, key, base_url, integration_env=self._integrations.env
+            rock_service,
+            cfg,
+            key,
+            base_url,
+            integration_env=self._integrations.env,
+            app_env={**options.env, **self._secret_options_env(container, options)},
+            peer_fqdns=workload.peer_fqdns(self.app.name, self.model.name, units),
+            proxy_env=workload.proxy_environment(os.environ),
         )
+
+    def _load_all_config(self) -> tuple[FlaskConfig, app_options.AppOptions]:
+        """The charm's config and the app options, checked; StatusError (Blocked) if unusable.
+
+        Every invalid option is named at once; then every required option and relation that
+        is missing. Either way the app is not (re)configured: a running one keeps serving.
+        """
+        problems: list[str] = []
+        cfg = None
+        try:
+            cfg = self._load_config()
+        except config_cache.InvalidConfigError as exc:
+            problems.append(str(exc).removeprefix("invalid config: "))
+        specs = self.config_cache.option_specs()
+        bad = app_options.check_specs(specs, workload.RESERVED_NAMES)
+        options = app_options.AppOptions({}, {}, ())
+        try:
+            options = app_options.check_values(
+                [s for s in specs if s.name not in bad], self.config
+            )
+        except app_options.InvalidAppOptionsError as exc:
+            bad.update(exc.problems)
+        problems += [f"{name}: {why}" for name, why in sorted(bad.items())]
+        if problems or cfg is None:
+            raise StatusError(ops.BlockedStatus(f"invalid config: {'; '.join(problems)}"))
+        missing = []
+        if options.missing:
+            missing.append(app_options.missing_options_hint(self.app.name, specs, options.missing))
+        relations = required_relations.missing(
+            self, self.related_endpoints.names(), integrations.REGISTRY
+        )
+        if relations:
+            missing.append(required_relations.hint(self, relations))
+        if missing:
+            raise StatusError(ops.BlockedStatus("; ".join(missing)))
+        return cfg, options
+
+    def _secret_options_env(
+        self, container: ops.Container, options: app_options.AppOptions
+    ) -> dict[str, str]:
+        """The secret app options' variables: read from Juju only when they may have changed."""
+        known = None
+        if options.secrets:
+            plan, conf = container.get_plan(), self._pull(container)
+            known = self.memory.known_option_secrets(options.secrets, plan, conf)
+        env, self._option_secrets = app_options.secret_env(
+            self.model, self.app.name, options, known or {}
+        )
+        return env
 
     def _load_config(self) -> FlaskConfig:
         """The validated config, parsed once per hook (InvalidConfigError if it is invalid)."""

@@ -8,6 +8,9 @@ from there without importing `config`; otherwise `config.load` validates and the
 replaced. `config.FlaskConfig` stays the only validator: every entry is its output. Invalid
 config is not remembered (it is validated again on each hook, to report it).
 
+The app options' declarations (`app_options`), parsed from the charm's packed config.yaml, are
+kept the same way, by a hash of that file: they change only with the charm.
+
 Nothing secret is written: a validated value equal to the raw value (a secret key, say) is
 stored as a reference to its option and read back from the raw config on a hit; only values
 validation changed ("" made unset, a scheme upper-cased, defaults) are stored as such.
@@ -23,10 +26,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import ops
 
+import app_options
+
 if TYPE_CHECKING:
     from config import FlaskConfig
 
 CONFIG_SOURCE = pathlib.Path(__file__).with_name("config.py")
+APP_OPTIONS_SOURCE = pathlib.Path(__file__).with_name("app_options.py")
 # FlaskConfig methods (no arguments) whose results the cache keeps alongside the fields.
 DERIVED = ("gunicorn_settings",)
 
@@ -103,6 +109,7 @@ class ConfigCache(ops.Object):
         super().__init__(charm, "config-cache")
         self._charm = charm
         self._stored.set_default(entry=None)  # JSON of the last valid config's entry
+        self._stored.set_default(specs=None)  # JSON: {"id": config.yaml hash, "specs": [...]}
         self._fingerprint: str | None = None
 
     def fingerprint(self) -> str:
@@ -128,3 +135,18 @@ class ConfigCache(ops.Object):
             raise InvalidConfigError(str(exc)) from None
         self._stored.entry = json.dumps(to_entry(model, raw, config_id), sort_keys=True)
         return model
+
+    def option_specs(self) -> list[app_options.OptionSpec]:
+        """The app options charmcraft.yaml declares, parsed once per charm revision."""
+        path = pathlib.Path(self._charm.charm_dir) / "config.yaml"
+        try:
+            text = path.read_text()
+        except OSError:  # a charm without options
+            return []
+        source_id = hashlib.sha256(text.encode() + APP_OPTIONS_SOURCE.read_bytes()).hexdigest()
+        stored = json.loads(self._stored.specs) if self._stored.specs else None
+        if stored is None or stored.get("id") != source_id:
+            oauth = app_options.oauth_endpoints(self._charm.meta)
+            stored = {"id": source_id, "specs": app_options.parse_specs(text, oauth)}
+            self._stored.specs = json.dumps(stored, sort_keys=True)
+        return app_options.specs_from(stored["specs"])

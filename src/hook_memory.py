@@ -9,18 +9,24 @@ Under Juju every hook-tool call is a process start. The charm remembers, in Stor
   keeps a unit's workload status between hooks);
 - that it opened the app's port (ports stay open between hooks);
 - where the secret key came from (`SecretKey.source`), so that an unchanged source reuses the
-  key already in the plan instead of reading the secret again.
+  key already in the plan instead of reading the secret again; likewise which secrets the
+  secret app options named, and the variables each gave;
+- Juju's model proxy settings, which reach hooks only through their environment (Juju fires no
+  event when they change): a hook that sees other ones is not quiet.
 
 The state dir is the charm container's; losing it (a new pod) only costs a full hook. Events
 after which Juju or another unit may have changed what is remembered forget the parts they
 touch: install, start and upgrade-charm forget the status and port; secret-changed,
-leader-elected, upgrade-charm and peer relation events forget the secret key's source.
+leader-elected, upgrade-charm and peer relation events forget the secret key's source;
+secret-changed and upgrade-charm forget the app options' secrets.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping
 
 import ops
 
@@ -44,6 +50,7 @@ class HookMemory(ops.Object):
         self._stored.set_default(
             plan=None, config=None, lease=None, status=None, ports=None, key_source=None
         )
+        self._stored.set_default(option_secrets=None, proxy=None)
         on = charm.on
         for event in (on.install, on.start, on.upgrade_charm):
             self.framework.observe(event, self._forget_juju_side)
@@ -56,12 +63,17 @@ class HookMemory(ops.Object):
             on[secret_key.PEER].relation_departed,
         ):
             self.framework.observe(event, self._forget_key_source)
+        for event in (on.secret_changed, on.upgrade_charm):
+            self.framework.observe(event, self._forget_option_secrets)
 
     def _forget_juju_side(self, _: ops.EventBase) -> None:
         self._stored.status = self._stored.ports = None
 
     def _forget_key_source(self, _: ops.EventBase) -> None:
         self._stored.key_source = None
+
+    def _forget_option_secrets(self, _: ops.EventBase) -> None:
+        self._stored.option_secrets = None
 
     # -- the check-only path ------------------------------------------------------------------
 
@@ -71,23 +83,33 @@ class HookMemory(ops.Object):
         status: ops.StatusBase,
         config_id: str | None,
         key_source: str | None,
+        option_secrets: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
         """Remember what a full reconcile left; only an Active end is worth remembering.
 
-        `key_source` names where the key in the plan came from (`SecretKey.source`).
+        `key_source` names where the key in the plan came from (`SecretKey.source`);
+        `option_secrets` which secret each secret app option named and the variables it gave
+        ({option: {"id": secret id, "names": [...]}}).
         """
         stored = self._stored
         if not isinstance(status, ops.ActiveStatus) or config_id is None:
-            stored.plan = stored.config = stored.lease = stored.key_source = None
+            self._forget_all()
             return
         try:
             stored.plan = plan_id(container.get_plan())
         except ops.pebble.Error:  # Pebble went away just now: remember nothing
-            stored.plan = stored.config = stored.lease = stored.key_source = None
+            self._forget_all()
             return
         stored.config = config_id
         stored.lease = self._charm.unit.is_leader() and self._lease_outstanding()
         stored.key_source = key_source
+        stored.option_secrets = json.dumps(option_secrets or {}, sort_keys=True)
+        stored.proxy = proxy_id()
+
+    def _forget_all(self) -> None:
+        stored = self._stored
+        stored.plan = stored.config = stored.lease = stored.key_source = None
+        stored.option_secrets = stored.proxy = None
 
     def steady(self, container: ops.Container, config_id: str | None) -> bool:
         """Whether all is as the last Active reconcile left it (config_id None: not compared).
@@ -99,6 +121,8 @@ class HookMemory(ops.Object):
         if stored.plan is None or (config_id is not None and config_id != stored.config):
             return False
         if self._charm.unit.is_leader() and stored.lease is not False:
+            return False
+        if stored.proxy != proxy_id():  # the model's proxy changed: no event says so
             return False
         try:
             if plan_id(container.get_plan()) != stored.plan:
@@ -145,3 +169,32 @@ class HookMemory(ops.Object):
         if stored.plan != plan_id(plan):
             return None
         return workload.rendered_environment(conf).get("FLASK_SECRET_KEY")
+
+    def known_option_secrets(
+        self, secrets: Mapping[str, str], plan: ops.pebble.Plan, conf: str | None
+    ) -> dict[str, dict[str, str]] | None:
+        """The variables each secret app option gave the app, if they named these same secrets.
+
+        `secrets` is {option: secret id}; `conf` the Gunicorn config file we pushed, which holds
+        the app's variables. None: read the secrets (something changed, or nothing is known).
+        """
+        stored = self._stored
+        if stored.option_secrets is None or conf is None or stored.plan != plan_id(plan):
+            return None
+        known = json.loads(stored.option_secrets)
+        if {option: entry["id"] for option, entry in known.items()} != dict(secrets):
+            return None
+        rendered = workload.rendered_environment(conf)
+        names = [name for entry in known.values() for name in entry["names"]]
+        if any(name not in rendered for name in names):
+            return None
+        return {
+            option: {name: rendered[name] for name in entry["names"]}
+            for option, entry in known.items()
+        }
+
+
+def proxy_id() -> str:
+    """Identify the model's proxy settings this hook was given."""
+    proxy = workload.proxy_environment(os.environ)
+    return hashlib.sha256(json.dumps(proxy, sort_keys=True).encode()).hexdigest()

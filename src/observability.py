@@ -2,7 +2,9 @@
 
 The rock's statsd_exporter turns Gunicorn's StatsD metrics into Prometheus metrics on :9102;
 every unit is scraped there. The workload's Pebble pushes the app's logs to Loki through log
-targets the charm puts in its layer. Dashboards and alert rules live as files in `src/cos/`.
+targets the charm puts in its layer. Dashboards and alert rules live as files in `src/cos/`;
+the charm author's own, in `cos_custom/` of the charm, are checked and sent with them
+(`cos_custom`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import ops
 
+import cos_custom
 import workload
 from charms.flask_k8s.v0.grafana_dashboard import GrafanaDashboardProvider
 from charms.flask_k8s.v0.loki_push_api import LokiPushApiConsumer
@@ -44,21 +47,39 @@ def load_rule_files(directory: Path) -> dict[str, Any]:
     return {"groups": groups}
 
 
+def with_custom_rules(ours: Path, charm_dir: Path, kind: str) -> dict[str, Any]:
+    """Our rule groups of `ours`, then the valid custom ones of `kind` (`cos_custom`)."""
+    rules = load_rule_files(ours)
+    names = [group.get("name") for group in rules["groups"] if isinstance(group, dict)]
+    custom = cos_custom.rule_groups(charm_dir, kind, [str(name) for name in names])
+    return {"groups": rules["groups"] + custom}
+
+
 class Observability:
     """Publishes what COS needs on every reconcile; renders the layer's log targets."""
 
     def __init__(self, charm: ops.CharmBase):
+        charm_dir = Path(charm.charm_dir)
         self.metrics = MetricsEndpointProvider(
             charm,
             METRICS_RELATION,
             jobs=SCRAPE_JOBS,
-            alert_rules=lambda: load_rule_files(PROMETHEUS_RULES_DIR),
+            alert_rules=lambda: with_custom_rules(
+                PROMETHEUS_RULES_DIR, charm_dir, cos_custom.PROMETHEUS_RULES
+            ),
         )
         self.dashboards = GrafanaDashboardProvider(
-            charm, DASHBOARD_RELATION, directory=DASHBOARDS_DIR
+            charm,
+            DASHBOARD_RELATION,
+            directory=DASHBOARDS_DIR,
+            extra=lambda: cos_custom.dashboards(charm_dir),
         )
         self.logging = LokiPushApiConsumer(
-            charm, LOGGING_RELATION, alert_rules=lambda: load_rule_files(LOKI_RULES_DIR)
+            charm,
+            LOGGING_RELATION,
+            alert_rules=lambda: with_custom_rules(
+                LOKI_RULES_DIR, charm_dir, cos_custom.LOKI_RULES
+            ),
         )
 
     def publish(self) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import app_health
@@ -139,13 +139,13 @@ class RockCommand:
         return command
 
 
-def env_value(value: str | int | bool) -> str:
+def env_value(value: str | int | float | bool) -> str:
     """Encode a value for Flask's `from_prefixed_env`, which json-loads every FLASK_* value.
 
-    Booleans and ints are JSON. A string stays as it is unless JSON would read it as something
+    Booleans and numbers are JSON. A string stays as it is unless JSON would read it as something
     else (`"true"`, `"42"`), in which case it is JSON-quoted so that Flask sees a string.
     """
-    if isinstance(value, (bool, int)):
+    if isinstance(value, (bool, int, float)):
         return json.dumps(value)
     try:
         decoded = json.loads(value)
@@ -154,7 +154,7 @@ def env_value(value: str | int | bool) -> str:
     return value if isinstance(decoded, str) else json.dumps(value)
 
 
-# The variables the charm owns in the app's environment (`environment` sets a subset of them).
+# The variables the flask-* options, the secret key and the URL give the app (a subset is set).
 CHARM_ENV_NAMES = (
     "FLASK_ENV",
     "FLASK_DEBUG",
@@ -165,6 +165,48 @@ CHARM_ENV_NAMES = (
     "FLASK_SECRET_KEY",
     "FLASK_BASE_URL",
 )
+PEER_FQDNS = "FLASK_PEER_FQDNS"
+# Names the app options may not take: the charm sets them.
+RESERVED_NAMES = (*CHARM_ENV_NAMES, PEER_FQDNS)
+# Juju's model proxy (the hook's JUJU_CHARM_*_PROXY) → the app's variables, both cases.
+PROXY_SOURCES = {
+    "HTTP_PROXY": "JUJU_CHARM_HTTP_PROXY",
+    "HTTPS_PROXY": "JUJU_CHARM_HTTPS_PROXY",
+    "NO_PROXY": "JUJU_CHARM_NO_PROXY",
+}
+PROXY_NAMES = (*PROXY_SOURCES, *(name.lower() for name in PROXY_SOURCES))
+
+
+def proxy_environment(hook_env: Mapping[str, str]) -> dict[str, str]:
+    """The proxy variables for the app, from the hook's environment (unset ones left out)."""
+    env: dict[str, str] = {}
+    for name, source in PROXY_SOURCES.items():
+        value = hook_env.get(source)
+        if value and "\x00" not in value:
+            env[name] = env[name.lower()] = value
+    return env
+
+
+def peer_fqdns(app: str, model: str, units: Iterable[str]) -> str:
+    """Each unit's Kubernetes FQDN, comma-separated in unit order.
+
+    `<app>-<n>.<app>-endpoints.<model>.svc.cluster.local`: the pod's name under the headless
+    service Juju creates for the application.
+    """
+
+    def number(unit: str) -> int:
+        tail = unit.rpartition("/")[2]
+        return int(tail) if tail.isdigit() else -1
+
+    pods = sorted(set(units), key=lambda unit: (number(unit), unit))
+    return ",".join(
+        f"{unit.replace('/', '-')}.{app}-endpoints.{model}.svc.cluster.local" for unit in pods
+    )
+
+
+def managed_by_file(name: str) -> bool:
+    """Whether the charm's Gunicorn config file owns this variable of the app's environment."""
+    return name.startswith("FLASK_") or name in PROXY_NAMES
 
 
 def environment(config: FlaskConfig, secret_key: str, base_url: str) -> dict[str, str]:
@@ -321,6 +363,24 @@ def post_request(worker, req, environ, resp):
 
 
 _ENV_LINE = "_os.environ.update("
+# The master's environment as Pebble started it: /proc keeps the process's initial one.
+INITIAL_ENVIRON = f"""\
+def _managed(name):
+    return name.startswith("FLASK_") or name in {PROXY_NAMES!r}
+
+
+def _initial_environ():
+    try:
+        with open("/proc/self/environ", "rb") as _file:
+            _items = _file.read().split(b"\\0")
+    except OSError:
+        return {{}}
+    _pairs = (_item.partition(b"=") for _item in _items)
+    return {{_os.fsdecode(_k): _os.fsdecode(_v) for _k, _sep, _v in _pairs if _sep}}
+
+
+_initial = _initial_environ()
+"""
 
 
 def rendered_environment(conf: str) -> dict[str, str]:
@@ -349,10 +409,11 @@ def gunicorn_config(
 ) -> str:
     """Render the charm's Gunicorn config file: the rock's file, then what the charm sets.
 
-    `app_env` holds the values of the `CHARM_ENV_NAMES` the app gets: the file sets them in the
-    master's environment (which new workers inherit) and removes the others, so a changed Flask
-    option is a reload too. The file holds the secret key: the charm makes it readable by the
-    app's group only. `timer_yield=False` turns the gevent yield off (for bench/gevent_yield.py).
+    `app_env` holds the app's variables the file owns (`managed_by_file`: FLASK_* and proxy): the
+    file sets them in the master's environment (which new workers inherit) and puts back any
+    other such variable as Pebble gave it (or removes it), so a changed option is a reload too.
+    The file holds the secret key: the charm makes it readable by the app's group only.
+    `timer_yield=False` turns the gevent yield off (for bench/gevent_yield.py).
     """
     lines = [
         "# Written by the flask-k8s charm; edits are overwritten. Gunicorn re-reads this file on",
@@ -374,13 +435,18 @@ def gunicorn_config(
         lines += DEFAULT_WORKERS.splitlines()
     lines += [f"{name} = {value!r}" for name, value in sorted(settings.items())]
     if app_env is not None:
-        unset = tuple(name for name in CHARM_ENV_NAMES if name not in app_env)
         lines += [
-            "# The app's FLASK_* variables: new workers inherit the master's environment.",
+            "# The app's FLASK_* and proxy variables: new workers inherit the master's",
+            "# environment. One the charm no longer sets goes back to what Pebble gave Gunicorn.",
             "import os as _os",
+            *INITIAL_ENVIRON.splitlines(),
+            f"_charm_names = {tuple(sorted(app_env))!r}",
+            "for _name in [_n for _n in _os.environ if _managed(_n) and _n not in _charm_names]:",
+            "    if _name in _initial:",
+            "        _os.environ[_name] = _initial[_name]",
+            "    else:",
+            "        del _os.environ[_name]",
             f"{_ENV_LINE}{dict(sorted(app_env.items()))!r})",
-            f"for _name in {unset!r}:",
-            "    _os.environ.pop(_name, None)",
         ]
     lines += [f"_yield_under_gevent = {timer_yield!r}", *WORKER_HOOKS.splitlines()]
     return "\n".join(lines) + "\n"
@@ -446,6 +512,10 @@ class FlaskApp:
     base_url: str
     # Variables from related integrations (databases, …): src/integrations/.
     integration_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # The app options' FLASK_* variables (`app_options`), secret ones included.
+    app_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    peer_fqdns: str | None = None  # FLASK_PEER_FQDNS
+    proxy_env: Mapping[str, str] = dataclasses.field(default_factory=dict)  # proxy_environment
 
     @property
     def rock_command(self) -> RockCommand:
@@ -461,11 +531,22 @@ class FlaskApp:
             )
         return rock.render()
 
+    def charm_environment(self) -> dict[str, str]:
+        """What the charm computes: the flask-* and app options, secret key, peers, proxy."""
+        env = environment(self.config, self.secret_key, self.base_url)
+        env.update(self.app_env)
+        if self.peer_fqdns:
+            env[PEER_FQDNS] = self.peer_fqdns
+        return {**env, **self.proxy_env}
+
     def environment(self) -> dict[str, str]:
-        """The app's whole environment: the rock's, integrations', the charm's FLASK_* ones."""
+        """The app's whole environment: the rock's, integrations', then the charm's.
+
+        THE environment of everything that runs the app's code (the app, its migrate script,
+        its background workers).
+        """
         rock_env = self.rock_service.get("environment") or {}
-        flask_env = environment(self.config, self.secret_key, self.base_url)
-        return {**rock_env, **self.integration_env, **flask_env}
+        return {**rock_env, **self.integration_env, **self.charm_environment()}
 
     def settings(self) -> dict[str, int | str]:
         """Gunicorn settings the charm sets: the worker class and the operator's options.
@@ -481,7 +562,7 @@ class FlaskApp:
 
     def gunicorn_config(self) -> str:
         """Content of `CHARM_GUNICORN_CONFIG`."""
-        managed = {k: v for k, v in self.environment().items() if k in CHARM_ENV_NAMES}
+        managed = {k: v for k, v in self.environment().items() if managed_by_file(k)}
         return gunicorn_config(self.rock_command.config_path, self.settings(), managed)
 
     def service(self) -> ops.pebble.ServiceDict:

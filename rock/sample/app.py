@@ -12,6 +12,7 @@ Routes:
     /objects/<name>   PUT stores the body in the related S3 bucket, GET reads it back
     /mail             POST {"to": …, "subject": …, "body": …} sends a mail through the related
                       SMTP relay
+    /config/<NAME>    one setting of app.config, e.g. a charm option set as FLASK_<NAME>
 """
 
 import hashlib
@@ -212,6 +213,18 @@ def status(code: int):
     if not 200 <= code <= 599:
         abort(400)
     return jsonify(status=code), code
+
+
+@app.route("/config/<name>")
+def config_value(name: str):
+    """One of the app's settings, e.g. a charm option given as FLASK_<NAME>; never a secret."""
+    if any(word in name.upper() for word in ("SECRET", "PASSWORD", "TOKEN", "KEY")):
+        abort(403)
+    if name not in app.config:
+        abort(404)
+    value = app.config[name]
+    shown = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+    return jsonify({name: shown})
 
 
 @app.route("/secret-key-id")

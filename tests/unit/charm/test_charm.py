@@ -82,6 +82,7 @@ def test_pebble_ready_renders_whole_layer(ctx, charm_dir):
         "FLASK_PREFERRED_URL_SCHEME": "HTTPS",
         "FLASK_SECRET_KEY": KEY,
         "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
+        "FLASK_PEER_FQDNS": "flask-k8s-0.flask-k8s-endpoints.shop.svc.cluster.local",
     }
     assert rendered_setting(charm_dir, "worker_class") == "sync"
     assert rendered_setting(charm_dir, "graceful_timeout") == 30
@@ -308,6 +309,7 @@ def test_config_flask_options_reach_environment(ctx, charm_dir):
         "FLASK_SESSION_COOKIE_SECURE": "true",
         "FLASK_SECRET_KEY": KEY,
         "FLASK_BASE_URL": "http://flask-k8s.shop:8000",
+        "FLASK_PEER_FQDNS": "flask-k8s-0.flask-k8s-endpoints.shop.svc.cluster.local",
     }
 
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,18 @@ class GrafanaDashboardProvider(ops.Object):
     _stored = ops.StoredState()
 
     def __init__(
-        self, charm: ops.CharmBase, relation_name: str = "grafana-dashboard", *, directory: Path
+        self,
+        charm: ops.CharmBase,
+        relation_name: str = "grafana-dashboard",
+        *,
+        directory: Path,
+        extra: Callable[[], dict[str, str]] = dict,
     ):
         super().__init__(charm, relation_name)
         self._charm = charm
         self._relation_name = relation_name
         self._directory = directory
+        self._extra = extra  # more dashboards, {stem: JSON text}: read only when writing
         # relation id (str) -> fingerprint of what this unit last wrote there
         self._stored.set_default(written={})
 
@@ -79,8 +86,9 @@ class GrafanaDashboardProvider(ops.Object):
         }
 
     def dashboard_files(self) -> dict[str, str]:
-        """Every `*.json` dashboard in the directory: {file stem: text}."""
-        return {path.stem: path.read_text() for path in sorted(self._directory.glob("*.json"))}
+        """Every `*.json` dashboard in the directory, then the extra ones: {file stem: text}."""
+        files = {path.stem: path.read_text() for path in sorted(self._directory.glob("*.json"))}
+        return {**self._extra(), **files}
 
     def mark_stale(self) -> None:
         """Make the next `publish()` write every relation, with a fresh uuid."""
