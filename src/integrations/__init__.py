@@ -43,6 +43,7 @@ REGISTRY: dict[str, Kind] = {
     "mysql": Kind("integrations.mysql", "MYSQL_DB_"),
     "mongodb": Kind("integrations.mongodb", "MONGODB_DB_"),
     "redis": Kind("integrations.redis", "REDIS_DB_"),
+    "tracing": Kind("integrations.tracing", "OTEL_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 
