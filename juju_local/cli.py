@@ -6,6 +6,7 @@
     juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
     juju-local integrate loki URL                   logging: Pebble pushes the app's logs to URL
     juju-local integrate postgresql|mysql|redis     a local PostgreSQL, MariaDB or Redis server
+    juju-local integrate tracing                    a local OTLP/HTTP receiver recording spans
     juju-local rotate-password postgresql|mysql     the provider rotates the app's password
     juju-local remove-relation ENDPOINT             e.g. postgresql: relation-departed, -broken
     juju-local upgrade                              refresh: new charm code and a fresh pod
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from flask_rock.errors import ProjectError
-from juju_local import databases, prometheus
+from juju_local import databases, otlp_receiver, prometheus
 from juju_local.charm_stage import REPO, StageError
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.model import ModelStoreError
@@ -34,6 +35,7 @@ DEBUG_ENV = "JUJU_LOCAL_DEBUG"  # set to 1 for the traceback of an unexpected er
 USER_ERRORS = (
     DeploymentError,
     databases.DatabaseError,
+    otlp_receiver.ReceiverError,
     ModelStoreError,
     StageError,
     ProjectError,
@@ -72,6 +74,7 @@ def endpoints(deployment: Deployment) -> str:
     if deployment.prometheus.pid_path.exists():
         lines.append(f"  prometheus: {prometheus.URL}/graph?g0.expr=flask_requests")
     lines += databases.describe(deployment.state_dir)
+    lines += otlp_receiver.describe(deployment.state_dir)
     lines.append(f"Stop it with: scripts/juju-local remove   (state: {deployment.state_dir})")
     return "\n".join(lines)
 
@@ -80,11 +83,19 @@ DATABASE_COMMANDS = ("rotate-password", "remove-relation")
 
 
 def _database_command(deployment: Deployment, options: argparse.Namespace) -> str:
+    """The commands of a relation whose provider juju-local runs (a database, tracing)."""
+    named = (vars(options).get("remote"), vars(options).get("endpoint"))
+    tracing = otlp_receiver.ENDPOINT in named
     if options.command == "integrate":
-        databases.integrate(deployment, options.remote)
+        if tracing:
+            otlp_receiver.integrate(deployment)
+        else:
+            databases.integrate(deployment, options.remote)
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
     if options.command == "rotate-password":
         databases.rotate_password(deployment, options.endpoint)
+    elif tracing:
+        otlp_receiver.remove_relation(deployment)
     else:
         databases.remove_relation(deployment, options.endpoint)
     return deployment.status()
@@ -109,7 +120,8 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
             )
         deployment.integrate_loki(options.url)
         return deployment.status()
-    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in databases.SERVERS:
+    provided = (*databases.SERVERS, otlp_receiver.ENDPOINT)
+    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in provided:
         return _database_command(deployment, options)
     if options.command == "integrate":
         deployment.integrate_prometheus()
@@ -145,12 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("name")
     action.add_argument("params", nargs="*", metavar="K=V")
     integrate = commands.add_parser(
-        "integrate", help="integrate with a local Prometheus or database, or a Loki push URL"
+        "integrate",
+        help="integrate with a local Prometheus, database or OTLP receiver, or a Loki push URL",
     )
-    integrate.add_argument("remote", choices=["prometheus", "loki", *databases.SERVERS])
+    integrate.add_argument(
+        "remote", choices=["prometheus", "loki", *databases.SERVERS, otlp_receiver.ENDPOINT]
+    )
     integrate.add_argument("url", nargs="?", help="loki: the push URL Pebble posts logs to")
-    for name in DATABASE_COMMANDS:
-        commands.add_parser(name).add_argument("endpoint", choices=list(databases.SERVERS))
+    commands.add_parser("rotate-password").add_argument(
+        "endpoint", choices=list(databases.SERVERS)
+    )
+    commands.add_parser("remove-relation").add_argument(
+        "endpoint", choices=[*databases.SERVERS, otlp_receiver.ENDPOINT]
+    )
     for name in ("upgrade", "status", "remove"):
         commands.add_parser(name)
     return parser

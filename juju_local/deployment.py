@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from juju_local import charm_stage, databases, processes
+from juju_local import charm_stage, databases, otlp_receiver, processes
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model, Status
 from juju_local.prometheus import PORT as PROMETHEUS_PORT
@@ -244,6 +244,7 @@ class Deployment:
         self.container.stop()  # also a pod left by a deploy that failed half-way
         self.prometheus.stop()
         databases.stop_all(self.state_dir)  # PostgreSQL, MariaDB, Redis from `integrate`
+        otlp_receiver.Receiver(self.state_dir).stop()  # from `integrate tracing`
         shutil.rmtree(self.state_dir, ignore_errors=True)
         busy = processes.wait_closed(ports, timeout=10)
         if busy:
