@@ -94,13 +94,36 @@ def fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
         pos += length
 
 
-def _all(data: bytes, number: int) -> list[Any]:
-    return [value for n, value in fields(data) if n == number]
+def _all(data: bytes, number: int) -> list[bytes]:
+    """Every length-delimited (or fixed-size) value of field `number`; a varint there is wrong."""
+    found = []
+    for n, value in fields(data):
+        if n == number:
+            if not isinstance(value, bytes):
+                raise WireError(f"field {number} is a varint where bytes belong")
+            found.append(value)
+    return found
 
 
-def _one(data: bytes, number: int, default: Any = None) -> Any:
+def _bytes(data: bytes, number: int, default: bytes = b"") -> bytes:
     found = _all(data, number)
     return found[-1] if found else default
+
+
+def _text(data: bytes, number: int) -> str:
+    return _bytes(data, number).decode("utf-8", "replace")
+
+
+def _int(data: bytes, number: int) -> int:
+    found = [value for n, value in fields(data) if n == number and isinstance(value, int)]
+    return found[-1] if found else 0
+
+
+def _fixed64(data: bytes, number: int) -> int:
+    value = _bytes(data, number, bytes(8))
+    if len(value) != 8:
+        raise WireError(f"field {number} is not a fixed64")
+    return struct.unpack("<Q", value)[0]
 
 
 def _any_value(data: bytes) -> Any:
@@ -111,7 +134,7 @@ def _any_value(data: bytes) -> Any:
             return bool(value)
         if number == 3 and isinstance(value, int):
             return value - (1 << 64) if value >= 1 << 63 else value  # int64
-        if number == 4 and isinstance(value, bytes):
+        if number == 4 and isinstance(value, bytes) and len(value) == 8:
             return struct.unpack("<d", value)[0]
         if number == 7 and isinstance(value, bytes):
             return value.hex()
@@ -119,32 +142,31 @@ def _any_value(data: bytes) -> Any:
 
 
 def _attributes(data: bytes, number: int) -> dict[str, Any]:
-    found = {}
-    for pair in _all(data, number):
-        key = _one(pair, 1, b"").decode("utf-8", "replace")
-        found[key] = _any_value(_one(pair, 2, b""))
-    return found
+    return {_text(pair, 1): _any_value(_bytes(pair, 2)) for pair in _all(data, number)}
 
 
 def decode_spans(body: bytes) -> list[dict[str, Any]]:
-    """Every span of an `ExportTraceServiceRequest`, with its resource's and scope's names."""
+    """Every span of an `ExportTraceServiceRequest`, with its resource's and scope's names.
+
+    Raises WireError for a body that is not such a message.
+    """
     spans = []
     for resource_spans in _all(body, 1):
-        resource = _attributes(_one(resource_spans, 1, b""), 1)
+        resource = _attributes(_bytes(resource_spans, 1), 1)
         for scope_spans in _all(resource_spans, 2):
-            scope = _one(_one(scope_spans, 1, b""), 1, b"").decode("utf-8", "replace")
+            scope = _text(_bytes(scope_spans, 1), 1)
             for span in _all(scope_spans, 2):
                 spans.append(
                     {
                         "service": resource.get("service.name"),
                         "scope": scope,
-                        "trace_id": _one(span, 1, b"").hex(),
-                        "span_id": _one(span, 2, b"").hex(),
-                        "parent_span_id": _one(span, 4, b"").hex(),
-                        "name": _one(span, 5, b"").decode("utf-8", "replace"),
-                        "kind": _one(span, 6, 0),
-                        "start_ns": struct.unpack("<Q", _one(span, 7, bytes(8)))[0],
-                        "end_ns": struct.unpack("<Q", _one(span, 8, bytes(8)))[0],
+                        "trace_id": _bytes(span, 1).hex(),
+                        "span_id": _bytes(span, 2).hex(),
+                        "parent_span_id": _bytes(span, 4).hex(),
+                        "name": _text(span, 5),
+                        "kind": _int(span, 6),
+                        "start_ns": _fixed64(span, 7),
+                        "end_ns": _fixed64(span, 8),
                         "attributes": _attributes(span, 9),
                     }
                 )
@@ -154,8 +176,8 @@ def decode_spans(body: bytes) -> list[dict[str, Any]]:
 # -- the HTTP server --------------------------------------------------------------------------
 
 
-def serve(port: int, spans_file: Path) -> None:
-    """Serve on 127.0.0.1:port until SIGTERM, appending each received span to `spans_file`."""
+def make_server(port: int, spans_file: Path) -> ThreadingHTTPServer:
+    """A server for 127.0.0.1:port appending each span it receives to `spans_file`."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -173,7 +195,7 @@ def serve(port: int, spans_file: Path) -> None:
             else:
                 try:
                     spans = decode_spans(body)
-                except (WireError, struct.error) as exc:
+                except WireError as exc:
                     self._answer(400, str(exc).encode())
                     return
                 with lock:
@@ -190,10 +212,7 @@ def serve(port: int, spans_file: Path) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    server.serve_forever()
-    server.server_close()
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
 
 
 def _append(spans_file: Path, spans: list[dict[str, Any]]) -> None:
@@ -333,8 +352,10 @@ def describe(state_dir: Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     """`python -m juju_local.otlp_receiver PORT SPANS_FILE`."""
-    port, spans_file = int(argv[0]), Path(argv[1])
-    serve(port, spans_file)
+    server = make_server(int(argv[0]), Path(argv[1]))
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    server.serve_forever()
+    server.server_close()
     return 0
 
 

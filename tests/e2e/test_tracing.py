@@ -47,6 +47,12 @@ def _get(path: str, request_id: str) -> int:
         return response.status
 
 
+def _access_line(deployment: Deployment, marker: str) -> str | None:
+    """The app's access line for the request carrying `marker`, once Pebble logged it."""
+    log = deployment.container.log_path.read_text()
+    return next((line for line in log.splitlines() if marker in line), None)
+
+
 def test_integrate_tracing_gives_the_app_the_receiver(deployment: Deployment):
     master = rock_runner.gunicorn_master_pid()
 
@@ -88,12 +94,8 @@ def test_a_request_produces_spans_named_after_its_route_and_ids_in_the_access_li
     assert span["scope"].startswith("opentelemetry.instrumentation.flask")
     assert re.fullmatch(r"[0-9a-f]{32}", span["trace_id"])
 
-    def access_line() -> str | None:
-        log = deployment.container.log_path.read_text()
-        return next((line for line in log.splitlines() if marker in line), None)
-
-    assert rock_runner.wait_until(lambda: access_line() is not None, 10.0)
-    line = access_line() or ""
+    assert rock_runner.wait_until(lambda: _access_line(deployment, marker) is not None, 10.0)
+    line = _access_line(deployment, marker) or ""
     assert f'"GET /status/201?marker={marker} HTTP/1.1" 201 ' in line
     assert line.endswith(f"request_id={request_id} trace_id={span['trace_id']}")
 
@@ -109,6 +111,5 @@ def test_removing_the_relation_drops_the_variables(deployment: Deployment):
     assert rock_runner.wait_for_http_ok("/", READY)
     marker = uuid.uuid4().hex
     assert _get(f"/status/200?marker={marker}", "after") == 200
-    log = deployment.container.log_path.read_text()
-    (line,) = [line for line in log.splitlines() if marker in line]
-    assert line.endswith("request_id=after trace_id=-")
+    assert rock_runner.wait_until(lambda: _access_line(deployment, marker) is not None, 10.0)
+    assert (_access_line(deployment, marker) or "").endswith("request_id=after trace_id=-")
