@@ -1,0 +1,67 @@
+"""Import cost of the tracing integration: with no tracing relation, and with one.
+
+Usage: python bench/tracing_import.py [ROUNDS]   (a Python with the charm's dependencies)
+
+A hook on a charm with no tracing relation imports `charm` only. `integrations.tracing` alone
+(which `integrations.identity_of` imports whenever the app has OTEL_* variables) stays light:
+the packaged `charmlibs-interfaces-tracing` (and pydantic under it) is imported only by a hook
+that reads or answers a tracing relation. Rounds are interleaved so that every variant sees the
+same machine state; figures are whole-process means.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'lib'}"}
+VARIANTS = {
+    "no tracing relation       ('import charm')": "import charm",
+    "+ integrations.tracing    (OTEL_* in the env)": "import charm, integrations.tracing",
+    "+ pydantic alone          (for comparison)": "import charm, pydantic",
+    "tracing relation read     (+ the library)": (
+        "import charm, integrations.tracing, charmlibs.interfaces.tracing"
+    ),
+}
+HEAVY = ("pydantic", "charmlibs")
+
+
+def timed(code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=ENV, check=True)
+    return time.perf_counter() - start
+
+
+def heavy_loaded(code: str) -> list[str]:
+    probe = f"{code}; import sys; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=ENV, check=True, capture_output=True, text=True
+    )
+    return result.stdout.split()
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for code in VARIANTS.values():
+        timed(code)  # warm the bytecode caches
+    for _ in range(rounds):
+        for name, code in VARIANTS.items():
+            samples[name].append(timed(code))
+    base = statistics.mean(samples[next(iter(VARIANTS))])
+    print(f"rounds: {rounds} (interleaved, whole process)")
+    for name, code in VARIANTS.items():
+        mean = statistics.mean(samples[name])
+        print(
+            f"{name}: mean {mean * 1000:6.1f} ms ({(mean - base) * 1000:+6.1f} ms)"
+            f"  heavy modules: {heavy_loaded(code) or '-'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
