@@ -18,6 +18,7 @@ from ops import testing
 
 from charm import FlaskCharm
 from tests.unit.charm.test_charm import flask_service, settled_state
+from tests.unit.charm.test_hook_cost import child_imports, settled
 from tests.unit.charm.tracing_provider import tempo_answer
 
 APP = "flask-k8s"
@@ -245,3 +246,14 @@ def test_the_module_imports_neither_the_library_nor_pydantic():
         timeout=60,
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_quiet_hook_with_a_tracing_relation_imports_no_pydantic(ctx, charm_dir, tmp_path):
+    relation = testing.Relation("tracing", remote_app_data=receivers(("otlp_http", "http", URL)))
+    out = settled(ctx, charm_dir, relations={relation})
+    assert otel_vars(out) and out.unit_status == testing.ActiveStatus("")
+
+    seen = child_imports(out, tmp_path, "update_status", "config_changed_new")
+
+    assert seen["update_status"] == []  # all as left: the relation is not read again
+    assert "pydantic" in seen["config_changed_new"]  # the check can see an import
