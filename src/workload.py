@@ -266,7 +266,10 @@ def post_worker_init(worker):
         _serve_idle_connections_on_exit(worker)
     if _rock_post_worker_init is not None:
         _rock_post_worker_init(worker)
-    _start_tracing(worker)
+    try:
+        _start_tracing(worker)
+    except Exception as exc:  # a broken package must not keep the worker from serving
+        worker.log.warning("tracing is off: setting it up failed: %s", repr(exc)[:200])
 
 
 def _start_tracing(worker):

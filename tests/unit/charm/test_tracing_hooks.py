@@ -139,6 +139,8 @@ class Log:
     def info(self, message: str, *args: object) -> None:
         self.lines.append(message % args)
 
+    warning = info
+
 
 class Worker:
     """A sync worker (as far as the hooks use one) that loaded `wsgi`."""
@@ -237,6 +239,21 @@ def test_without_any_instrumentation_the_provider_still_serves_the_apps_own_span
     assert otel.provider is not None
     assert worker.wsgi is plain_wsgi
     assert "no Flask or WSGI instrumentation" in worker.log.lines[-1]
+
+
+def test_a_failing_instrumentation_leaves_the_worker_serving_untraced(tmp_path, otel, monkeypatch):
+    def broken(self: object, app: object) -> None:
+        raise RuntimeError("instrumentation bug " + "x" * 500)
+
+    monkeypatch.setattr(FlaskInstrumentor, "instrument_app", broken)
+    flask_app = Flask()
+
+    worker = started(tmp_path, flask_app)
+
+    assert worker.wsgi is flask_app
+    line = worker.log.lines[-1]
+    assert line.startswith("tracing is off: setting it up failed: RuntimeError('instrumentation")
+    assert len(line) < 300
 
 
 def test_a_provider_the_rock_set_up_is_left_alone(tmp_path, otel):
