@@ -16,7 +16,7 @@ import uuid
 import pytest
 import yaml
 
-from juju_local import otlp_receiver
+from juju_local import cli, otlp_receiver
 from juju_local.deployment import Deployment
 from tests.e2e import deployment_state, rock_runner
 
@@ -53,12 +53,17 @@ def _access_line(deployment: Deployment, marker: str) -> str | None:
     return next((line for line in log.splitlines() if marker in line), None)
 
 
-def test_integrate_tracing_gives_the_app_the_receiver(deployment: Deployment):
+def _juju_local(deployment: Deployment, *args: str) -> int:
+    return cli.main(["--state-dir", str(deployment.state_dir), *args])
+
+
+def test_integrate_tracing_gives_the_app_the_receiver(deployment: Deployment, capsys):
     master = rock_runner.gunicorn_master_pid()
 
-    otlp_receiver.integrate(deployment)
+    assert _juju_local(deployment, "integrate", "tracing") == 0
 
     receiver = otlp_receiver.Receiver(deployment.state_dir)
+    assert f"tracing:    {receiver.url}/v1/traces" in capsys.readouterr().out
     assert _otel_env(deployment) == {
         "OTEL_SERVICE_NAME": "flask-k8s",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
@@ -100,10 +105,15 @@ def test_a_request_produces_spans_named_after_its_route_and_ids_in_the_access_li
     assert line.endswith(f"request_id={request_id} trace_id={span['trace_id']}")
 
 
+def test_integrating_twice_is_a_one_line_error(deployment: Deployment, capsys):
+    assert _juju_local(deployment, "integrate", "tracing") == 1
+    assert "tracing is already related (limit 1)" in capsys.readouterr().err
+
+
 def test_removing_the_relation_drops_the_variables(deployment: Deployment):
     master = rock_runner.gunicorn_master_pid()
 
-    otlp_receiver.remove_relation(deployment)
+    assert _juju_local(deployment, "remove-relation", "tracing") == 0
 
     assert _otel_env(deployment) == {}
     assert deployment_state.unit_status(deployment)[0] == "active"
