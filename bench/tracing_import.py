@@ -6,13 +6,15 @@ A hook on a charm with no tracing relation imports `charm` only. `integrations.t
 (which `integrations.identity_of` imports whenever the app has OTEL_* variables) stays light:
 the packaged `charmlibs-interfaces-tracing` (and pydantic under it) is imported only by a hook
 that reads or answers a tracing relation. Rounds are interleaved so that every variant sees the
-same machine state; figures are whole-process means.
+same machine state. Figures are per whole process: the median CPU time (user + system, which
+other load on the machine disturbs less than wall time) and the mean wall time.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,10 +33,15 @@ VARIANTS = {
 HEAVY = ("pydantic", "charmlibs")
 
 
-def timed(code: str) -> float:
+def timed(code: str) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one interpreter running `code`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=ENV, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, wall
 
 
 def heavy_loaded(code: str) -> list[str]:
@@ -47,19 +54,21 @@ def heavy_loaded(code: str) -> list[str]:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
     for code in VARIANTS.values():
         timed(code)  # warm the bytecode caches
     for _ in range(rounds):
         for name, code in VARIANTS.items():
             samples[name].append(timed(code))
-    base = statistics.mean(samples[next(iter(VARIANTS))])
+    first = samples[next(iter(VARIANTS))]
+    base_cpu = statistics.median(cpu for cpu, _ in first)
     print(f"rounds: {rounds} (interleaved, whole process)")
     for name, code in VARIANTS.items():
-        mean = statistics.mean(samples[name])
+        cpu = statistics.median(c for c, _ in samples[name])
+        wall = statistics.mean(w for _, w in samples[name])
         print(
-            f"{name}: mean {mean * 1000:6.1f} ms ({(mean - base) * 1000:+6.1f} ms)"
-            f"  heavy modules: {heavy_loaded(code) or '-'}"
+            f"{name}: CPU {cpu * 1000:6.1f} ms ({(cpu - base_cpu) * 1000:+6.1f}), "
+            f"wall {wall * 1000:6.1f} ms  heavy modules: {heavy_loaded(code) or '-'}"
         )
 
 
