@@ -9,6 +9,7 @@
     juju-local integrate postgresql|mysql|redis     a local PostgreSQL, MariaDB or Redis server
     juju-local integrate s3|smtp                    a local S3 (moto) or SMTP (aiosmtpd) server
     juju-local integrate rabbitmq                   a local RabbitMQ broker
+    juju-local integrate tracing                    a local OTLP/HTTP receiver recording spans
     juju-local rotate-password postgresql|mysql     the provider rotates the app's password
     juju-local remove-relation ENDPOINT             e.g. postgresql: relation-departed, -broken
     juju-local upgrade                              refresh: new charm code and options, new pod
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from flask_rock.errors import ProjectError
-from juju_local import databases, prometheus, providers, rabbitmq
+from juju_local import databases, otlp_receiver, prometheus, providers, rabbitmq
 from juju_local.charm_stage import REPO, StageError
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.model import ModelStoreError
@@ -37,6 +38,7 @@ DEBUG_ENV = "JUJU_LOCAL_DEBUG"  # set to 1 for the traceback of an unexpected er
 USER_ERRORS = (
     DeploymentError,
     databases.DatabaseError,
+    otlp_receiver.ReceiverError,
     ModelStoreError,
     StageError,
     ProjectError,
@@ -77,45 +79,41 @@ def endpoints(deployment: Deployment) -> str:
     lines += databases.describe(deployment.state_dir)
     lines += providers.describe(deployment.state_dir)
     lines += rabbitmq.describe(deployment.state_dir)
+    lines += otlp_receiver.describe(deployment.state_dir)
     lines.append(f"Stop it with: scripts/juju-local remove   (state: {deployment.state_dir})")
     return "\n".join(lines)
 
 
 DATABASE_COMMANDS = ("rotate-password", "remove-relation")
 # What `integrate` starts a server for.
-SERVERS = (*databases.SERVERS, rabbitmq.ENDPOINT, *providers.SERVERS)
+SERVERS = (*databases.SERVERS, rabbitmq.ENDPOINT, otlp_receiver.ENDPOINT, *providers.SERVERS)
 
 
 def _database_command(deployment: Deployment, options: argparse.Namespace) -> str:
-    if rabbitmq.ENDPOINT in (getattr(options, "remote", ""), getattr(options, "endpoint", "")):
-        return _rabbitmq_command(deployment, options)
-    endpoint = getattr(options, "remote", None) or options.endpoint
-    if endpoint in providers.SERVERS:  # s3, smtp
-        if options.command == "integrate":
-            providers.integrate(deployment, endpoint)
-            return f"{deployment.status()}\n\n{endpoints(deployment)}"
-        if options.command != "remove-relation":
-            raise UsageError(f"{options.command} does not apply to {endpoint}")
-        providers.remove_relation(deployment, endpoint)
-        return deployment.status()
+    """The commands of a relation whose provider juju-local runs (a database, a broker, …)."""
+    endpoint = vars(options).get("remote") or options.endpoint
+    if endpoint not in databases.SERVERS:
+        return _server_command(deployment, options.command, endpoint)
     if options.command == "integrate":
-        databases.integrate(deployment, options.remote)
+        databases.integrate(deployment, endpoint)
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
     if options.command == "rotate-password":
-        databases.rotate_password(deployment, options.endpoint)
+        databases.rotate_password(deployment, endpoint)
     else:
-        databases.remove_relation(deployment, options.endpoint)
+        databases.remove_relation(deployment, endpoint)
     return deployment.status()
 
 
-def _rabbitmq_command(deployment: Deployment, options: argparse.Namespace) -> str:
-    if options.command == "integrate":
-        rabbitmq.integrate(deployment)
-        return f"{deployment.status()}\n\n{endpoints(deployment)}"
-    if options.command != "remove-relation":
-        raise UsageError(f"{options.command} does not apply to {rabbitmq.ENDPOINT}")
-    rabbitmq.remove_relation(deployment)
-    return deployment.status()
+def _server_command(deployment: Deployment, command: str, endpoint: str) -> str:
+    """`integrate` or `remove-relation` of s3, smtp, rabbitmq or tracing (no rotate-password)."""
+    integrate = command == "integrate"
+    if endpoint in providers.SERVERS:  # s3, smtp
+        (providers.integrate if integrate else providers.remove_relation)(deployment, endpoint)
+    else:
+        module = rabbitmq if endpoint == rabbitmq.ENDPOINT else otlp_receiver
+        (module.integrate if integrate else module.remove_relation)(deployment)
+    status = deployment.status()
+    return f"{status}\n\n{endpoints(deployment)}" if integrate else status
 
 
 def _command(deployment: Deployment, options: argparse.Namespace) -> str:
@@ -179,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("name")
     action.add_argument("params", nargs="*", metavar="K=V")
     integrate = commands.add_parser(
-        "integrate", help="integrate with a local Prometheus or database, or a Loki push URL"
+        "integrate",
+        help="integrate with a local Prometheus, database or OTLP receiver, or a Loki push URL",
     )
     integrate.add_argument("remote", choices=["prometheus", "loki", *SERVERS])
     integrate.add_argument("url", nargs="?", help="loki: the push URL Pebble posts logs to")

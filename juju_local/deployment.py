@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from juju_local import charm_stage, databases, processes, providers, rabbitmq
+from juju_local import charm_stage, databases, otlp_receiver, processes, providers, rabbitmq
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model, Status
 from juju_local.prometheus import PORT as PROMETHEUS_PORT
@@ -258,6 +258,7 @@ class Deployment:
         databases.stop_all(self.state_dir)  # PostgreSQL, MariaDB, Redis from `integrate`
         providers.stop_all(self.state_dir)  # S3 and SMTP servers from `integrate`
         rabbitmq.stop(self.state_dir)
+        otlp_receiver.Receiver(self.state_dir).stop()  # from `integrate tracing`
         shutil.rmtree(self.state_dir, ignore_errors=True)
         busy = processes.wait_closed(ports, timeout=10)
         if busy:

@@ -253,6 +253,14 @@ if "workers" not in globals():
 GRACEFUL_TIMEOUT = 30
 KILL_DELAY = f"{GRACEFUL_TIMEOUT + 5}s"
 
+# Gunicorn's default access line, then the request id an ingress or client sent (`X-Request-ID`)
+# and the id of the request's trace (set by the tracing hook below; `-` without tracing).
+TRACE_ID_KEY = "flask_k8s.trace_id"  # a WSGI environment key; Gunicorn's atoms are lower-case
+ACCESS_LOG_FORMAT = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '
+    f"request_id=%({{x-request-id}}i)s trace_id=%({{{TRACE_ID_KEY}}}e)s"
+)
+
 # Per-worker hooks, decided at each worker's start (a SIGHUP may change the worker class).
 #
 # Under gevent, Gunicorn's keep-alive loop serves a connection's next request without yielding
@@ -266,6 +274,10 @@ KILL_DELAY = f"{GRACEFUL_TIMEOUT + 5}s"
 # connections unanswered: a client whose next request is already on its way gets no response.
 # Before closing them, it serves what arrives on them for a moment, each answer saying
 # `Connection: close` (the worker is no longer alive), as gevent workers do.
+#
+# With a tracing relation (OTEL_EXPORTER_OTLP_ENDPOINT) and the OpenTelemetry SDK, the OTLP/HTTP
+# exporter and Flask's (or the generic WSGI) instrumentation in the app's Python, each worker
+# starts a tracer and instruments the app; without the packages it logs one line and serves.
 WORKER_HOOKS = """\
 _rock_post_worker_init = globals().get("post_worker_init")
 _rock_post_request = globals().get("post_request")
@@ -296,6 +308,68 @@ def post_worker_init(worker):
         _serve_idle_connections_on_exit(worker)
     if _rock_post_worker_init is not None:
         _rock_post_worker_init(worker)
+    try:
+        _start_tracing(worker)
+    except Exception as exc:  # a broken package must not keep the worker from serving
+        worker.log.warning("tracing is off: setting it up failed: %s", repr(exc)[:200])
+
+
+def _start_tracing(worker):
+    # One tracer provider per worker, after the fork: the SDK's export thread would not survive
+    # one. Only with a tracing relation (the endpoint in the environment) and the packages.
+    import os as _os
+
+    if not _os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:
+        worker.log.info(
+            "tracing is off: the app's Python lacks %s (add opentelemetry-sdk and "
+            "opentelemetry-exporter-otlp-proto-http to requirements.txt)",
+            str(exc.name or "the OpenTelemetry SDK")[:80],
+        )
+        return
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return  # the app or the rock's own hook set one up: theirs wins
+    provider = TracerProvider()  # its resource: OTEL_SERVICE_NAME
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # reads the endpoint
+    trace.set_tracer_provider(provider)
+    worker.wsgi = _instrumented(worker.wsgi, worker.log)
+
+
+def _instrumented(app, log):
+    # A Flask app gets Flask's instrumentation (spans named after the route), any other WSGI
+    # app the generic one; the trace id then goes into the WSGI environment for the access log.
+    try:
+        from flask import Flask
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    except ImportError:
+        Flask = FlaskInstrumentor = None
+    if Flask is not None and isinstance(app, Flask):
+        FlaskInstrumentor().instrument_app(app)
+    else:
+        try:
+            from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+        except ImportError:
+            log.info("tracing: no Flask or WSGI instrumentation in the app's Python")
+            return app
+        app = OpenTelemetryMiddleware(app)
+    from opentelemetry import trace
+
+    def record_trace_id(environ, start_response):
+        def start(status, headers, exc_info=None):
+            span = trace.get_current_span().get_span_context()
+            if span.is_valid:
+                environ[_TRACE_ID_KEY] = format(span.trace_id, "032x")
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return record_trace_id
 
 
 def _serve_idle_connections_on_exit(worker):
@@ -429,6 +503,11 @@ def gunicorn_config(
         "# Access and error logs to stdout/stderr: Pebble forwards them to Loki.",
         "accesslog = '-'",
         "errorlog = '-'",
+        "# Gunicorn's own access line, then the request's id and trace id (a rock's own format",
+        "# stays as it is).",
+        "if 'access_log_format' not in globals():",
+        f"    access_log_format = {ACCESS_LOG_FORMAT!r}",
+        f"_TRACE_ID_KEY = {TRACE_ID_KEY!r}",
         f"graceful_timeout = {GRACEFUL_TIMEOUT!r}",
     ]
     if "workers" not in settings:

@@ -49,6 +49,7 @@ REGISTRY: dict[str, Kind] = {
     "openfga": Kind("integrations.openfga", "FGA_"),
     "oauth": Kind("integrations.oauth", "FLASK_OAUTH_"),
     "saml": Kind("integrations.saml", "SAML_"),
+    "tracing": Kind("integrations.tracing", "OTEL_"),
 }
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_broken")
 

@@ -10,7 +10,7 @@ from packaging.utils import canonicalize_name
 from juju_local import charm_stage
 from juju_local.charm_stage import REPO
 
-RUNTIME = {"ops", "pydantic", "pyyaml", "cosl"}
+RUNTIME = {"ops", "pydantic", "pyyaml", "cosl", "charmlibs-interfaces-tracing"}
 # Only ever needed to build, lint or test the charm: never in its venv.
 TOOLING_ONLY = {"pytest", "ruff", "pyright", "charmcraft", "tox", "uv", "jubilant", "hypothesis"}
 
