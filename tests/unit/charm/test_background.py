@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ops
 import pytest
 
@@ -81,7 +83,7 @@ def test_worker_gets_rock_command_app_user_whole_env_and_app_dir():
 
 
 def test_scheduler_keeps_rock_user_and_dir_and_app_env_wins_over_rock_env():
-    scheduler = services().service("celery-scheduler")
+    scheduler: dict[str, Any] = dict(services().service("celery-scheduler"))
 
     assert scheduler["user"] == "beat-user" and "group" not in scheduler
     assert scheduler["working-dir"] == "/srv"
@@ -91,7 +93,7 @@ def test_scheduler_keeps_rock_user_and_dir_and_app_env_wins_over_rock_env():
 def test_scheduler_on_another_unit_is_disabled_and_worker_still_runs():
     here = services(runs_schedulers=False)
 
-    assert here.service("celery-scheduler")["startup"] == "disabled"
+    assert here.service("celery-scheduler").get("startup") == "disabled"
     assert (here.enabled(), here.idle()) == (("celery-worker",), ("celery-scheduler",))
 
 

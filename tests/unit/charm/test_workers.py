@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Any
 
 import ops
 import pytest
@@ -24,7 +25,7 @@ ACTIVE = ops.pebble.ServiceStatus.ACTIVE
 
 def rock_with_background() -> ops.pebble.Layer:
     """The flask-framework rock's layer plus a Celery worker and beat, as the sample has."""
-    layer = rock_layer().to_dict()
+    layer: dict[str, Any] = dict(rock_layer().to_dict())
     layer["services"][WORKER] = {
         "override": "replace",
         "command": WORKER_COMMAND,
