@@ -189,6 +189,7 @@ class FlaskCharm(ops.CharmBase):
         self.ingress.publish()
         self.observability.publish()
         integrations.publish(self, self.related_endpoints.names())
+        self.workers.publish()  # the leader names the unit for the schedulers
         container = self.unit.get_container(CONTAINER)
         bad_data = (
             self.secret_key.audit_peer_data()

@@ -103,11 +103,26 @@ class Workers(ops.Object):
         self._stored.rock = json.dumps(found, sort_keys=True)
         return found
 
+    def publish(self) -> None:
+        """Leader: keep a unit named for the schedulers, whatever state its own workload is in.
+
+        Only once the rock is known to have schedulers (learned from this unit's container).
+        """
+        rock = self._stored.rock
+        if rock is None or not any(background.is_scheduler(name) for name in json.loads(rock)):
+            return
+        if self._charm.unit.is_leader():
+            self._named()
+
     def _runs_schedulers(self) -> bool:
-        """Whether this unit is the one named to run the schedulers (the leader names it)."""
+        """Whether this unit is the one named to run the schedulers, and not leaving."""
+        return self._named() == self._charm.unit.name and not self._leaving
+
+    def _named(self) -> str | None:
+        """The unit named for the schedulers; the leader (re)names one first if needed."""
         peer = self._charm.model.get_relation(PEER)
         if peer is None:
-            return False
+            return None
         unit, app_data = self._charm.unit, peer.data[self._charm.app]
         named = app_data.get(background.SCHEDULER_UNIT_KEY) or None
         if unit.is_leader():
@@ -119,17 +134,19 @@ class Workers(ops.Object):
                 logger.info("the schedulers run on %s (was %s)", chosen, named)
                 app_data[background.SCHEDULER_UNIT_KEY] = chosen or ""
             named = chosen
-        return named == unit.name and not self._leaving
+        return named
 
     # -- applying -----------------------------------------------------------------------------
 
-    def not_started(self, container: ops.Container, services: background.BackgroundServices):
+    def not_started(
+        self, container: ops.Container, services: background.BackgroundServices
+    ) -> tuple[str, ...]:
         """Services that must run but Pebble neither runs nor restarts (a replan starts them)."""
         if not services.rock_services:
             return ()
         return services.not_started(_states(container))
 
-    def replan(self, container: ops.Container, services: background.BackgroundServices):
+    def replan(self, container: ops.Container, services: background.BackgroundServices) -> None:
         """Replan; a background service that exits at start is judged by `check`, not raised.
 
         Pebble starts every service of a replan, each on its own: one failing does not stop
@@ -144,7 +161,9 @@ class Workers(ops.Object):
             logger.warning("background services exited at start: %s", ", ".join(sorted(failed)))
             self._failed_at_start = failed
 
-    def stop_displaced(self, container: ops.Container, services: background.BackgroundServices):
+    def stop_displaced(
+        self, container: ops.Container, services: background.BackgroundServices
+    ) -> None:
         """Stop the schedulers this unit runs although another unit runs them now."""
         if not services.has_schedulers:
             return

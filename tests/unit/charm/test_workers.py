@@ -180,6 +180,18 @@ def test_leader_moves_schedulers_to_itself_when_their_unit_departs(charm_dir):
     assert service(out, SCHEDULER).startup == "enabled" and SCHEDULER in running(out)
 
 
+def test_blocked_leader_still_moves_the_schedulers(charm_dir):
+    ctx = unit_ctx(1)
+    st = pebble_ready(ctx, unit_state(charm_dir, peers={0: {}, 2: {}}, named="flask-k8s/0"))
+    gone = dataclasses.replace(st.get_relations(PEER)[0], peers_data={2: {}})
+    broken = dataclasses.replace(st, relations={gone}, config={"webserver-workers": 0})
+
+    out = ctx.run(ctx.on.relation_departed(gone, remote_unit=0, departing_unit=0), broken)
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)  # its own app cannot be rendered
+    assert named(out) == "flask-k8s/1"
+
+
 def test_leader_being_removed_names_the_lowest_unit_left_which_starts_them(charm_dir):
     leader_ctx, other_ctx = unit_ctx(1), unit_ctx(3)
     leader = pebble_ready(leader_ctx, unit_state(charm_dir, peers={3: {}, 5: {}}))
