@@ -37,9 +37,10 @@ class Workers(ops.Object):
         super().__init__(charm, "workers")
         self._charm = charm
         # `rock`: the rock's background services (JSON), learned once per workload container;
-        # `down`: the services found down at the last look.
-        self._stored.set_default(rock=None, down=[])
-        self._leaving = False  # this unit is being removed: it hands the schedulers over
+        # `down`: the services found down at the last look; `removed`: this unit saw itself
+        # depart the peer relation (it is being removed, for good).
+        self._stored.set_default(rock=None, down=[], removed=False)
+        self._stopping = False  # the pod is going away (stop): perhaps only to come back
         self._departed: str | None = None  # a peer leaving in this hook
         self._failed_at_start: set[str] = set()
         self._services: background.BackgroundServices | None = None  # this hook's
@@ -52,15 +53,16 @@ class Workers(ops.Object):
     def _on_peer_departed(self, event: ops.RelationDepartedEvent) -> None:
         departing = event.departing_unit
         if departing is not None:
-            self._leaving = departing.name == self._charm.unit.name
             self._departed = departing.name
+            if departing.name == self._charm.unit.name:
+                self._stored.removed = True
 
     def _on_pebble_ready(self, _: ops.PebbleReadyEvent) -> None:
         self._stored.rock = None  # a new container, maybe from a new image
 
     def _on_stop(self, _: ops.StopEvent) -> None:
         # The pod is going away: hand the schedulers over now, not when Kubernetes kills it.
-        self._leaving = True
+        self._stopping = True
         container = self._charm.unit.get_container(CONTAINER)
         if not container.can_connect():
             return
@@ -74,6 +76,11 @@ class Workers(ops.Object):
                 pebble_io.stop(container, running)
         except ops.pebble.Error as exc:
             logger.info("could not stop the schedulers: %s", exc)
+
+    @property
+    def _leaving(self) -> bool:
+        """Whether this unit must hand the schedulers over (it is being removed or stopped)."""
+        return bool(self._stored.removed) or self._stopping
 
     # -- what must run -----------------------------------------------------------------------
 

@@ -212,6 +212,21 @@ def test_leader_being_removed_names_the_lowest_unit_left_which_starts_them(charm
     assert SCHEDULER in running(taking_over)
 
 
+def test_unit_being_removed_stops_its_scheduler_before_the_leader_renames(charm_dir):
+    ctx = unit_ctx(2)
+    st = pebble_ready(ctx, unit_state(charm_dir, leader=False, peers={1: {}}, named="flask-k8s/2"))
+    assert SCHEDULER in running(st)
+
+    leaving = ctx.run(
+        ctx.on.relation_departed(st.get_relations(PEER)[0], remote_unit=1, departing_unit=2), st
+    )
+    later = ctx.run(ctx.on.config_changed(), leaving)  # still named: the leader has not acted
+
+    assert named(later) == "flask-k8s/2"
+    assert SCHEDULER not in running(leaving) and SCHEDULER not in running(later)
+    assert WORKER in running(later)
+
+
 def test_scheduler_named_away_is_stopped(charm_dir):
     ctx = unit_ctx(1)
     st = pebble_ready(ctx, unit_state(charm_dir, leader=False, peers={0: {}}, named="flask-k8s/1"))
