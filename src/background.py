@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 import ops
 
+import app_health
+
 if TYPE_CHECKING:
     from ops.pebble import ServiceDict
 
@@ -203,6 +205,21 @@ _FAILED_START = re.compile(r'Start service "([^"]+)"')
 def failed_to_start(change_error: str) -> set[str]:
     """The services a failed Pebble change names (`- Start service "x" (…)` lines)."""
     return set(_FAILED_START.findall(change_error))
+
+
+def error_line(lines: list[str]) -> str | None:
+    """Why a service stopped, from its last lines of output (untrusted: bounded, cleaned).
+
+    `app_health.last_error_line`'s pick; a bare label (Celery's `Error:`) takes the lines that
+    follow it, which say what the error is.
+    """
+    stripped = [line.strip() for line in lines if line.strip()]
+    picked = app_health.last_error_line(stripped)
+    if picked is not None and picked.endswith(":"):
+        for index in range(len(stripped) - 1, -1, -1):
+            if app_health.printable_line(stripped[index]) == picked:
+                return app_health.printable_line(" ".join(stripped[index:]))
+    return picked
 
 
 def failing_status(name: str, error_line: str | None, others: int) -> ops.BlockedStatus:

@@ -189,7 +189,7 @@ class Workers(ops.Object):
             services.enabled(),
             self._stored.down,
             self._failed_at_start,
-            lambda name: app_health.last_error_line(app_health.read_log_lines(container, name)),
+            lambda name: background.error_line(app_health.read_log_lines(container, name)),
         )
         self._stored.down = list(down)
         if status is not None:

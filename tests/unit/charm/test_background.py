@@ -182,3 +182,21 @@ def test_several_down_are_counted():
     status, _ = judge({"celery-worker": "error", "celery-scheduler": "error"})
 
     assert status is not None and "celery-scheduler (and 1 more)" in status.message
+
+
+def test_error_line_is_the_exception_or_what_follows_a_bare_label():
+    celery_usage_error = [
+        "Usage: python -m celery [OPTIONS] [COMMAND] [ARGS]...",
+        "Try 'python -m celery --help' for help.",
+        "",
+        "Error: ",
+        "Unable to load celery application.",
+        "The module app:no_such_app was not found.",
+    ]
+    traceback = ["Traceback (most recent call last):", '  File "x.py"', "KeyError: 'REDIS'"]
+
+    assert background.error_line(celery_usage_error * 2) == (
+        "Error: Unable to load celery application. The module app:no_such_app was not found."
+    )
+    assert background.error_line(traceback) == "KeyError: 'REDIS'"
+    assert background.error_line([]) is None
