@@ -2,13 +2,12 @@
 
 The sample deployed with `juju-local` (real Pebble running the rock's services), then related to
 a real Redis (`juju-local integrate redis`, Debian's redis-server). One deployment serves the
-module; the tests run in order: without Redis, with it, then a config change. The last test
-deploys a copy of the sample whose worker cannot start.
+module; the tests run in order: without Redis, with it, then a config change. A worker that
+cannot start: test_background_failing.py.
 """
 
 import json
 import re
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -138,40 +137,3 @@ def test_flask_option_restarts_the_workers_not_the_app(deployment):
     deployment.config({"webserver-timeout": "60"})  # no environment: the workers untouched
 
     assert _starts(deployment, WORKER) == after[WORKER]
-
-
-# -- a worker that cannot start -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def broken_worker_rock(tmp_path_factory) -> Path:
-    """The sample, but its worker names a Celery app that does not exist: it exits at once."""
-    project = tmp_path_factory.mktemp("broken") / "sample"
-    shutil.copytree(rock_runner.SAMPLE, project)
-    document = yaml.safe_load((project / "rockcraft.yaml").read_text())
-    worker = document["services"][WORKER]
-    worker["command"] = worker["command"].replace("app:celery_app", "app:no_such_app")
-    (project / "rockcraft.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    return project
-
-
-def test_failing_worker_blocks_naming_it_while_the_app_serves(
-    tmp_path_factory, broken_worker_rock
-):
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju-broken") / "default")
-    try:
-        deployed.deploy(broken_worker_rock)
-        # It dies within Pebble's okay-delay (Blocked at once) or just after (Maintenance,
-        # then Blocked at the next look, when Pebble still shows it down).
-        status, message = deployment_state.unit_status(deployed)
-        if status == "maintenance":
-            deployed.fire("update-status")
-            status, message = deployment_state.unit_status(deployed)
-
-        assert status == "blocked", message
-        assert message.startswith(f"background service {WORKER} keeps failing")
-        assert "no_such_app" in message and f"(see `pebble logs {WORKER}`)" in message
-        assert rock_runner.get("/")[0] == 200
-        assert _services(deployed)[SCHEDULER] == ("enabled", "active")
-    finally:
-        deployed.remove()
