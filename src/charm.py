@@ -30,6 +30,7 @@ import observability
 import pebble_io
 import required_relations
 import secret_key
+import workers
 import workload
 from charms.flask_k8s.v0.ingress import IngressRequirer
 from secret_key import SecretKeyError
@@ -71,6 +72,7 @@ class FlaskCharm(ops.CharmBase):
         # Before the observers below: a relation-created or -broken updates it first.
         self.related_endpoints = integrations.RelatedEndpoints(self)
         self.secret_key = secret_key.SecretKey(self)
+        self.workers = workers.Workers(self)  # `*-worker`/`*-scheduler` services: background
         self.observability = observability.Observability(self)
         on = self.on
         for event in (
@@ -193,6 +195,7 @@ class FlaskCharm(ops.CharmBase):
         self.ingress.publish()
         self.observability.publish()
         integrations.publish(self, self.related_endpoints.names())
+        self.workers.publish()  # the leader names the unit for the schedulers
         container = self.unit.get_container(CONTAINER)
         bad_data = (
             self.secret_key.audit_peer_data()
@@ -209,6 +212,7 @@ class FlaskCharm(ops.CharmBase):
             self.migrations.gate(container, app, upgrading=upgrading or moved)
             started = self._apply(container, app)
             self._check_health(container, app, started)
+            self.workers.check(container)  # the app serves: are its workers up?
         except StatusError as exc:  # incl. secret key and migration waits
             self._status = exc.status
             self._sync_log_targets(container)  # logs still flow where the relations say
@@ -393,7 +397,9 @@ class FlaskCharm(ops.CharmBase):
         """
         plan = container.get_plan().to_dict()
         log_targets = self.observability.log_targets(plan.get("log-targets") or {})
-        layer = workload.pebble_layer(app, log_targets)
+        background = self.workers.desired(container, app)
+        layer = workload.pebble_layer(app, log_targets, background.services())
+        app_changed = not workload.plan_has(plan, workload.pebble_layer(app, log_targets))
         layer_changed = not workload.plan_has(plan, layer)
         targets_changed = not workload.plan_has(plan, layer, workload.LOG_SECTIONS)
         conf = app.gunicorn_config()
@@ -402,16 +408,18 @@ class FlaskCharm(ops.CharmBase):
             pebble_io.push(container, workload.CHARM_GUNICORN_CONFIG, conf, workload.DAEMON_UID)
         if layer_changed or targets_changed:
             container.add_layer(LAYER_LABEL, layer, combine=True)
-        if layer_changed:
+        if app_changed:
             self._stored.rendered_command = app.command()
         # In backoff, Pebble restarts the app itself: a replan would only restart it sooner.
         current = container.get_service(workload.APP_SERVICE).current
         running = getattr(current, "value", current) in ("active", "backoff")
+        restarts_app = app_changed or not running
         try:
-            if layer_changed or not running:  # starts it, or restarts it if it changed
-                pebble_io.replan(container)
-                return True
-            if conf_changed:
+            # Starts what is not running, restarts what changed (the app, or workers whose
+            # environment changed): a replan for the workers alone leaves the app running.
+            if restarts_app or layer_changed or self.workers.not_started(container, background):
+                self.workers.replan(container, background)
+            if conf_changed and not restarts_app:
                 pebble_io.reload(container, workload.APP_SERVICE)
         except ops.pebble.ChangeError as exc:  # it exited within Pebble's okay-delay
             if app_health.pebble_is_stopping_it(exc.err):  # on-check-failure: not a crash
@@ -420,7 +428,8 @@ class FlaskCharm(ops.CharmBase):
             status = health.crashed(exc.err.splitlines())
             self._stored.app_crash = health.crash
             raise StatusError(status) from None
-        return False
+        self.workers.stop_displaced(container, background)
+        return restarts_app
 
     def _check_health(self, container: ops.Container, app: workload.FlaskApp, started: bool):
         """Raise StatusError unless the app answers HTTP (see `app_health`)."""

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 
 import ops
 
+import background
 import secret_key
 import workload
 
@@ -114,8 +115,9 @@ class HookMemory(ops.Object):
     def steady(self, container: ops.Container, config_id: str | None) -> bool:
         """Whether all is as the last Active reconcile left it (config_id None: not compared).
 
-        As left: the same plan, the app running, no Pebble check down, and for a leader no
-        migration lease that may need expiring. Pebble alone is asked (no hook tool).
+        As left: the same plan, the app and its enabled background services running, no Pebble
+        check down, and for a leader no migration lease that may need expiring. Pebble alone is
+        asked (no hook tool).
         """
         stored = self._stored
         if stored.plan is None or (config_id is not None and config_id != stored.config):
@@ -127,7 +129,16 @@ class HookMemory(ops.Object):
         try:
             if plan_id(container.get_plan()) != stored.plan:
                 return False
-            if not container.get_service(workload.APP_SERVICE).is_running():
+            services = container.get_services()
+            app = services.get(workload.APP_SERVICE)
+            if app is None or not app.is_running():
+                return False
+            if any(  # a background service down: the full reconcile says so (`workers`)
+                background.is_background(name)
+                and info.startup == ops.pebble.ServiceStartup.ENABLED
+                and not info.is_running()
+                for name, info in services.items()
+            ):
                 return False
             checks = container.get_checks()
         except (ops.pebble.Error, ops.ModelError):  # no Pebble, no service: reconcile

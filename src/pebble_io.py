@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import ops
 
@@ -24,6 +24,13 @@ def replan(container: ops.Container) -> None:
     """Start services that are not running and restart those whose definition changed."""
     logger.info("replanning %s", container.name)
     container.replan()
+
+
+def stop(container: ops.Container, services: Iterable[str]) -> None:
+    """Stop services (a replan never stops one that is no longer `startup: enabled`)."""
+    names = list(services)
+    logger.info("stopping %s", ", ".join(names))
+    container.stop(*names)
 
 
 def reload(container: ops.Container, service: str) -> None:

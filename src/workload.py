@@ -713,17 +713,20 @@ class StatsdExporter:
 
 
 def pebble_layer(
-    app: FlaskApp, log_targets: Mapping[str, Mapping[str, Any]] | None = None
+    app: FlaskApp,
+    log_targets: Mapping[str, Mapping[str, Any]] | None = None,
+    background: Mapping[str, ops.pebble.ServiceDict] | None = None,
 ) -> ops.pebble.LayerDict:
     """Render the charm's whole layer.
 
-    That is the app's service and checks, the exporter's check, and the log targets
+    That is the app's service and checks, the exporter's check, the background services
+    (`background.BackgroundServices.services`) and the log targets
     (`loki_push_api.log_targets`) when there are any.
     """
     app_layer, exporter_layer = app.layer(), StatsdExporter.layer()
     layer: dict[str, Any] = {
         "summary": "flask-k8s: the Flask app as configured by the charm",
-        "services": dict(app_layer.get("services", {})),
+        "services": {**app_layer.get("services", {}), **(background or {})},
         "checks": {**app_layer.get("checks", {}), **exporter_layer.get("checks", {})},
     }
     return {**layer, **log_targets_layer(log_targets or {})}  # type: ignore[return-value]

@@ -13,14 +13,26 @@ Routes:
     /mail             POST {"to": …, "subject": …, "body": …} sends a mail through the related
                       SMTP relay
     /config/<NAME>    one setting of app.config, e.g. a charm option set as FLASK_<NAME>
+    /tasks            POST {"text": …} enqueues a Celery task on the related Redis: 202 {"id"}
+    /tasks/<id>       the task's state, and its result once the Celery worker has run it
+    /ticks            how often the Celery beat schedule has run its `tick` task
+
+Background processes (the rock's Pebble services, see rockcraft.short.yaml): `celery-worker`
+runs this module's tasks, `celery-scheduler` is Celery beat, which enqueues `tick` every
+TICK_SECONDS. Both use the related Redis (`REDIS_DB_CONNECT_STRING`) as broker and result
+store. Without Redis they have nothing to do: they wait, idle, on Celery's in-memory broker (so
+they do not fail and restart in a loop) until the charm restarts them with Redis, and the task
+routes answer 503.
 """
 
 import hashlib
 import os
 import re
 import sqlite3
+import sys
 import time
 
+from celery import Celery, signals
 from flask import Flask, abort, jsonify, render_template, request
 
 app = Flask(__name__)
@@ -316,3 +328,110 @@ def mail():
     except (OSError, smtplib.SMTPException) as error:
         return jsonify(error=f"smtp: {type(error).__name__}"), 503
     return jsonify(sent=message["To"]), 202
+
+
+# -- background tasks: Celery on the related Redis ---------------------------------------------
+
+TICK_SECONDS = 2.0
+TICKS_KEY = "sample:ticks"
+MAX_TEXT = 200
+TASK_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+
+
+def redis_url() -> str | None:
+    """The related Redis (the charm's `REDIS_DB_CONNECT_STRING`), if any."""
+    return os.environ.get("REDIS_DB_CONNECT_STRING") or None
+
+
+def make_celery() -> Celery:
+    """Celery on the related Redis; without one, an idle in-memory broker and no schedule."""
+    url = redis_url()
+    celery = Celery("flask-sample", broker=url or "memory://", backend=url)
+    celery.conf.update(
+        broker_connection_retry_on_startup=True,
+        result_expires=3600,
+        beat_schedule={"tick": {"task": "sample.tick", "schedule": TICK_SECONDS}} if url else {},
+    )
+    return celery
+
+
+celery_app = make_celery()
+
+
+@signals.celeryd_init.connect
+@signals.beat_init.connect
+def say_why_idle(**_: object) -> None:
+    """Tell the operator, once per start, why a worker or beat does nothing."""
+    if redis_url() is None:
+        print(
+            "no Redis is related (REDIS_DB_CONNECT_STRING is unset): idle until it is",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+@celery_app.task(name="sample.shout")
+def shout(text: str) -> dict:
+    """The task the app enqueues: work the worker does, and says it did."""
+    return {"shouted": text.upper() + "!", "worker_pid": os.getpid()}
+
+
+@celery_app.task(name="sample.tick")
+def tick() -> int:
+    """The beat schedule's task: count one more tick in Redis."""
+    import redis
+
+    return int(redis.Redis.from_url(redis_url() or "", socket_timeout=5).incr(TICKS_KEY))
+
+
+def no_redis():
+    """The answer of the task routes while no Redis is related."""
+    return jsonify(error="no Redis is related: juju integrate <app> redis-k8s"), 503
+
+
+@app.route("/tasks", methods=["POST"])
+def enqueue():
+    """Enqueue `shout` for the Celery worker; answer its id."""
+    if redis_url() is None:
+        return no_redis()
+    text = (request.get_json(silent=True) or {}).get("text")
+    if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
+        return jsonify(error=f"POST a JSON object with a `text` of 1-{MAX_TEXT} characters"), 400
+    try:
+        result = shout.apply_async((text,), retry=False)
+    except Exception as error:  # noqa: BLE001 - kombu raises several kinds when Redis is down
+        return jsonify(error=f"cannot enqueue: {error}"), 503
+    return jsonify(id=result.id), 202
+
+
+@app.route("/tasks/<task_id>")
+def task_result(task_id: str):
+    """A task's state (PENDING until a worker has run it) and its result."""
+    if redis_url() is None:
+        return no_redis()
+    if not TASK_ID.fullmatch(task_id):
+        return jsonify(error="not a task id"), 400
+    import redis
+
+    result = celery_app.AsyncResult(task_id)
+    try:
+        state = result.state
+        value = result.result if state == "SUCCESS" else None
+    except redis.RedisError as error:
+        return jsonify(error=f"redis: {error}"), 503
+    return jsonify(id=task_id, state=state, result=value)
+
+
+@app.route("/ticks")
+def ticks():
+    """How many times the beat schedule's `tick` has run (on whichever unit's worker)."""
+    url = redis_url()
+    if url is None:
+        return no_redis()
+    import redis
+
+    try:
+        count = redis.Redis.from_url(url, socket_timeout=5).get(TICKS_KEY)
+    except redis.RedisError as error:
+        return jsonify(error=f"redis: {error}"), 503
+    return jsonify(ticks=int(count or 0), every_seconds=TICK_SECONDS)
