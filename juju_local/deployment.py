@@ -101,10 +101,20 @@ class Deployment:
         return LocalPrometheus(self.state_dir / "prometheus")
 
     def runner(self) -> Runner:
-        """Dispatches hooks and actions to the staged charm."""
-        staged = charm_stage.load(self.state_dir / "charm")
+        """Dispatches hooks and actions to the staged charm, as the user `deploy` recorded."""
         containers = {CONTAINER: self.container.charm_container_dir}
-        return Runner(staged.path, self.model, containers, python=staged.python)
+        return Runner(
+            self.state_dir / "charm",
+            self.model,
+            containers,
+            python=charm_stage.default_python(),
+            charm_uid=self.meta.get("charm_uid"),  # None (an older deployment): read metadata
+        )
+
+    def _record(self, **values: Any) -> None:
+        """Add `values` to what `deploy` recorded in deployment.json."""
+        meta = self.meta if self.exists else {}
+        self._meta_path.write_text(json.dumps({**meta, **values}))
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -123,7 +133,7 @@ class Deployment:
             REPO, self.state_dir, containers={CONTAINER: pod.charm_container_dir}, config=config
         )
         pod.start(runner.uid)
-        self._meta_path.write_text(json.dumps({"rock": str(rock_dir.resolve())}))
+        self._record(rock=str(rock_dir.resolve()), charm_uid=runner.uid)
         runner = self.runner()
         for event in (*DEPLOY_EVENTS, f"{CONTAINER}-pebble-ready"):
             self._check(runner.fire(event))
@@ -194,6 +204,7 @@ class Deployment:
     def upgrade(self) -> None:
         """`juju refresh`: new charm code and a fresh pod, then upgrade-charm and pebble-ready."""
         charm_stage.stage(REPO, self.state_dir / "charm")
+        self._record(charm_uid=self.charm_uid())  # the new charm may run as another user
         self.container.start(self.charm_uid())
         runner = self.runner()
         for event in ("upgrade-charm", "config-changed", "start", f"{CONTAINER}-pebble-ready"):

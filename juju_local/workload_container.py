@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from flask_rock import local_run, toolchain
+from flask_rock import toolchain
 from flask_rock.rootfs import PEBBLE_DIR, sandbox_argv
 from juju_local import processes
 
@@ -54,6 +54,10 @@ class WorkloadContainer:
 
         `charm_uid` is the user the charm runs as: Pebble gives it admin access.
         """
+        # Here, not at the top: laying out the rock is for deploy and upgrade; the other
+        # commands (config, status: one process each) need not import it.
+        from flask_rock import local_run
+
         self.stop()
         rootfs, _ = local_run.prepare(self.project_dir, self.state_dir / "image")
         shutil.rmtree(self.charm_container_dir, ignore_errors=True)
