@@ -18,28 +18,26 @@ the rock's files. The deployment stays up between commands until `remove`.
 import argparse
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import NoReturn
 
+# Each command is a process of its own, and `config` and `status` pay for every import: only
+# what they need is imported here. The database servers are imported by the commands that
+# use them, the rock's layout code by `deploy` and `upgrade` (see `workload_container`).
 from flask_rock.errors import ProjectError
-from juju_local import databases, prometheus
 from juju_local.charm_stage import REPO, StageError
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.model import ModelStoreError
+from juju_local.prometheus import URL as PROMETHEUS_URL
 
 DEFAULT_STATE = REPO / ".cache" / "local-juju" / "default"
 DEBUG_ENV = "JUJU_LOCAL_DEBUG"  # set to 1 for the traceback of an unexpected error
-# What the user can fix: a bad value, a missing directory, a hook that failed.
-USER_ERRORS = (
-    DeploymentError,
-    databases.DatabaseError,
-    ModelStoreError,
-    StageError,
-    ProjectError,
-    ValueError,
-    OSError,
-)
+# `juju_local.databases.SERVERS`, named here so that parsing the command line imports no
+# server code (a unit test keeps the two equal).
+DATABASES = ("postgresql", "mysql", "redis")
+# What the user can fix: a bad value, a missing directory, a hook that failed (and
+# `databases.DatabaseError`, which only a command that imported it can raise).
+USER_ERRORS = (DeploymentError, ModelStoreError, StageError, ProjectError, ValueError, OSError)
 
 
 class UsageError(Exception):
@@ -70,7 +68,9 @@ def endpoints(deployment: Deployment) -> str:
         "  metrics:    http://127.0.0.1:9102/metrics",
     ]
     if deployment.prometheus.pid_path.exists():
-        lines.append(f"  prometheus: {prometheus.URL}/graph?g0.expr=flask_requests")
+        lines.append(f"  prometheus: {PROMETHEUS_URL}/graph?g0.expr=flask_requests")
+    from juju_local import databases
+
     lines += databases.describe(deployment.state_dir)
     lines.append(f"Stop it with: scripts/juju-local remove   (state: {deployment.state_dir})")
     return "\n".join(lines)
@@ -80,6 +80,8 @@ DATABASE_COMMANDS = ("rotate-password", "remove-relation")
 
 
 def _database_command(deployment: Deployment, options: argparse.Namespace) -> str:
+    from juju_local import databases
+
     if options.command == "integrate":
         databases.integrate(deployment, options.remote)
         return f"{deployment.status()}\n\n{endpoints(deployment)}"
@@ -109,7 +111,7 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
             )
         deployment.integrate_loki(options.url)
         return deployment.status()
-    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in databases.SERVERS:
+    if options.command in DATABASE_COMMANDS or getattr(options, "remote", "") in DATABASES:
         return _database_command(deployment, options)
     if options.command == "integrate":
         deployment.integrate_prometheus()
@@ -147,10 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     integrate = commands.add_parser(
         "integrate", help="integrate with a local Prometheus or database, or a Loki push URL"
     )
-    integrate.add_argument("remote", choices=["prometheus", "loki", *databases.SERVERS])
+    integrate.add_argument("remote", choices=["prometheus", "loki", *DATABASES])
     integrate.add_argument("url", nargs="?", help="loki: the push URL Pebble posts logs to")
     for name in DATABASE_COMMANDS:
-        commands.add_parser(name).add_argument("endpoint", choices=list(databases.SERVERS))
+        commands.add_parser(name).add_argument("endpoint", choices=list(DATABASES))
     for name in ("upgrade", "status", "remove"):
         commands.add_parser(name)
     return parser
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if options.command not in ("deploy", "remove") and not deployment.exists:
                 raise UsageError(f"nothing deployed in {options.state_dir}: run `deploy` first")
             print(_command(deployment, options))
-    except (UsageError, *USER_ERRORS) as error:
+    except (UsageError, *USER_ERRORS, *_database_errors()) as error:
         print(f"{command}: error: {_one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:  # a bug of ours: still one line, the traceback on request
         if os.environ.get(DEBUG_ENV):
+            import traceback
+
             traceback.print_exc()
         print(
             f"{command}: internal error: {type(error).__name__}: {_one_line(error)} "
@@ -186,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """`DatabaseError` if a command imported the database servers (else none was raised)."""
+    databases = sys.modules.get("juju_local.databases")
+    return (databases.DatabaseError,) if databases else ()
 
 
 def _one_line(error: BaseException) -> str:

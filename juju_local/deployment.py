@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from juju_local import charm_stage, databases, processes
+from juju_local import charm_stage, processes
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model, Status
 from juju_local.prometheus import PORT as PROMETHEUS_PORT
@@ -228,8 +228,8 @@ class Deployment:
                 unit.status = lost
         lines = [status.describe()]
         if self.container.running:
-            lines += ["", self.container.pebble("services").stdout.rstrip()]
-            lines += [self.container.pebble("checks").stdout.rstrip()]
+            services, checks = self.container.pebble_outputs(("services",), ("checks",))
+            lines += ["", services.rstrip(), checks.rstrip()]
         return "\n".join(lines)
 
     def describe(self) -> str:
@@ -254,6 +254,8 @@ class Deployment:
             ports.append(PROMETHEUS_PORT)
         self.container.stop()  # also a pod left by a deploy that failed half-way
         self.prometheus.stop()
+        from juju_local import databases  # imported here: most commands need no servers
+
         databases.stop_all(self.state_dir)  # PostgreSQL, MariaDB, Redis from `integrate`
         shutil.rmtree(self.state_dir, ignore_errors=True)
         busy = processes.wait_closed(ports, timeout=10)
