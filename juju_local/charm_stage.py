@@ -249,7 +249,13 @@ def _publish(building: Path, target: Path) -> Path:
     return target
 
 
-def _link_tree(source: Path, destination: Path) -> None:
+def clone(charm_dir: Path, destination: Path) -> None:
+    """Stage another unit's copy of a staged charm (the same revision), without its state."""
+    _remove(destination)
+    _link_tree(charm_dir, destination, ignore=shutil.ignore_patterns(".unit-state.db*"))
+
+
+def _link_tree(source: Path, destination: Path, ignore: Any = None) -> None:
     """Copy a tree, hard-linking files where the filesystem allows (the cache is read-only)."""
 
     def link_or_copy(src: str, dst: str) -> None:
@@ -258,7 +264,7 @@ def _link_tree(source: Path, destination: Path) -> None:
         except OSError:
             shutil.copy2(src, dst)
 
-    shutil.copytree(source, destination, symlinks=True, copy_function=link_or_copy)
+    shutil.copytree(source, destination, symlinks=True, copy_function=link_or_copy, ignore=ignore)
 
 
 def _remove(path: Path) -> None:

@@ -1,8 +1,12 @@
 """`scripts/juju-local`: deploy the flask-k8s charm with a rock on this machine, Juju-style.
 
-    juju-local deploy [ROCK_DIR] [--config K=V …]   install → … → start → pebble-ready
-    juju-local config K=V … [--reset K …]           config-changed
-    juju-local run-action NAME [K=V …]              an action, with its results
+    juju-local deploy [ROCK_DIR] [--config K=V …] [-n N]
+                                                    install → … → start → pebble-ready
+    juju-local add-unit [-n N]                      more units, each its own pod and address
+    juju-local remove-unit UNIT … | -n N            e.g. flask-k8s/0 (a new leader is elected);
+                                                    -n: the N highest-numbered, as on k8s
+    juju-local config K=V … [--reset K …]           config-changed (on every unit)
+    juju-local run-action NAME [K=V …] [--unit U]   an action (on the leader), with its results
     juju-local integrate prometheus                 metrics-endpoint, and a real Prometheus
     juju-local integrate loki URL                   logging: Pebble pushes the app's logs to URL
     juju-local integrate postgresql|mysql|redis     a local PostgreSQL, MariaDB or Redis server
@@ -13,6 +17,10 @@
 
 No Juju and no Kubernetes: the charm runs as Juju dispatches it, against a real Pebble running
 the rock's files. The deployment stays up between commands until `remove`.
+
+Each unit is a pod: unit 0 on the host's network (127.0.0.1), every other unit in a network
+namespace of its own (10.x.y.(10+n), reachable from this machine and the other pods; needs
+root). `status` shows each unit's address.
 """
 
 import argparse
@@ -63,10 +71,10 @@ def _pairs(items: list[str]) -> dict[str, str]:
 
 def endpoints(deployment: Deployment) -> str:
     """Where the deployment can be reached, and how to stop it."""
-    lines = [
-        f"  app:        http://127.0.0.1:8000/   (rock: {deployment.meta['rock']})",
-        "  metrics:    http://127.0.0.1:9102/metrics",
-    ]
+    lines = [f"  rock:       {deployment.meta['rock']}"]
+    for unit in deployment.model.units():
+        address = deployment.model.state().unit_address(unit.name)
+        lines.append(f"  {unit.name}: app http://{address}:8000/  metrics :9102/metrics")
     if deployment.prometheus.pid_path.exists():
         lines.append(f"  prometheus: {PROMETHEUS_URL}/graph?g0.expr=flask_requests")
     from juju_local import databases
@@ -77,6 +85,30 @@ def endpoints(deployment: Deployment) -> str:
 
 
 DATABASE_COMMANDS = ("rotate-password", "remove-relation")
+
+
+def _scale(deployment: Deployment, options: argparse.Namespace) -> str:
+    """deploy, add-unit, remove-unit."""
+    from juju_local import units
+
+    if options.command == "deploy":
+        deployment.deploy(Path(options.rock_dir), _pairs(options.config), options.num_units)
+    elif options.command == "add-unit":
+        for _ in range(options.num_units):
+            units.add_unit(deployment)
+    else:
+        if bool(options.units) == bool(options.num_units):
+            raise UsageError("remove-unit takes unit names or --num-units N, not both")
+        names = options.units or _highest(deployment, options.num_units)
+        for name in names:
+            units.remove_unit(deployment, name)
+    return f"{deployment.status()}\n\n{endpoints(deployment)}"
+
+
+def _highest(deployment: Deployment, count: int) -> list[str]:
+    """The `count` highest-numbered units: what scaling a Kubernetes application down removes."""
+    ordered = sorted(deployment.model.units(), key=lambda unit: unit.number)
+    return [unit.name for unit in ordered[::-1][:count]]
 
 
 def _database_command(deployment: Deployment, options: argparse.Namespace) -> str:
@@ -93,15 +125,14 @@ def _database_command(deployment: Deployment, options: argparse.Namespace) -> st
 
 
 def _command(deployment: Deployment, options: argparse.Namespace) -> str:
-    if options.command == "deploy":
-        deployment.deploy(Path(options.rock_dir), _pairs(options.config))
-        return f"{deployment.status()}\n\n{endpoints(deployment)}"
+    if options.command in ("deploy", "add-unit", "remove-unit"):
+        return _scale(deployment, options)
     if options.command == "config":
         values: dict = {**_pairs(options.pairs), **dict.fromkeys(options.reset)}
         deployment.config(values)
         return deployment.status()
     if options.command == "run-action":
-        result = deployment.run_action(options.name, _pairs(options.params))
+        result = deployment.run_action(options.name, _pairs(options.params), options.unit)
         outcome = f"{result.status}: {result.message}" if result.message else result.status
         return f"{outcome}\n{result.results}"
     if options.command == "integrate" and options.remote == "loki":
@@ -140,12 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy the charm with a rock")
     deploy.add_argument("rock_dir", nargs="?", default=str(SAMPLE), metavar="ROCK_DIR")
     deploy.add_argument("--config", action="append", default=[], metavar="K=V")
+    deploy.add_argument("-n", "--num-units", type=int, default=1, metavar="N")
+    add_unit = commands.add_parser("add-unit", help="add units, each in a pod of its own")
+    add_unit.add_argument("-n", "--num-units", type=int, default=1, metavar="N")
+    remove_unit = commands.add_parser("remove-unit", help="remove units (by name, or -n N)")
+    remove_unit.add_argument("units", nargs="*", metavar="UNIT")
+    remove_unit.add_argument("-n", "--num-units", type=int, default=0, metavar="N")
     config = commands.add_parser("config", help="set (or --reset) charm config")
     config.add_argument("pairs", nargs="*", metavar="K=V")
     config.add_argument("--reset", action="append", default=[], metavar="K")
     action = commands.add_parser("run-action", help="run an action on the unit")
     action.add_argument("name")
     action.add_argument("params", nargs="*", metavar="K=V")
+    action.add_argument("--unit", help="the unit to run it on (default: the leader)")
     integrate = commands.add_parser(
         "integrate", help="integrate with a local Prometheus or database, or a Loki push URL"
     )

@@ -37,9 +37,10 @@ class WorkloadContainer:
     found again from its state directory: the sandbox's pid is kept in `pod.pid`.
     """
 
-    def __init__(self, project_dir: Path, state_dir: Path):
+    def __init__(self, project_dir: Path, state_dir: Path, enter: list[str] | None = None):
         self.project_dir = project_dir.resolve()
         self.state_dir = state_dir
+        self.enter = list(enter or [])  # runs the pod in its own network (see `network`)
         self.charm_container_dir = state_dir / "charm-container"  # /charm/container inside
         self.log_path = state_dir / "pebble.log"
         self.pid_path = state_dir / "pod.pid"
@@ -82,6 +83,7 @@ class WorkloadContainer:
             die_with_parent=False,
         )
         argv.insert(1, "--as-pid-1")  # Pebble is the container's init: its death ends the pod
+        argv = [*self.enter, *argv]  # it execs bwrap: pod.pid stays the sandbox's
         with self.log_path.open("a") as log:
             process = subprocess.Popen(
                 argv,
