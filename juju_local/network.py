@@ -47,6 +47,11 @@ class PodNetwork:
         self.bridge = f"{self.prefix}br"
 
     @property
+    def has_bridge(self) -> bool:
+        """Whether the pod network exists (a unit after the first was added)."""
+        return Path("/sys/class/net", self.bridge).exists()
+
+    @property
     def host_address(self) -> str:
         """The host's address on the pod network (the bridge's)."""
         return f"{self.subnet}.1"
@@ -117,7 +122,7 @@ class PodNetwork:
         return f"{self.prefix}h{number}", f"{self.prefix}p{number}"
 
     def _ensure_bridge(self) -> None:
-        if Path("/sys/class/net", self.bridge).exists():
+        if self.has_bridge:
             return
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.host_address}/24", "dev", self.bridge)

@@ -101,6 +101,17 @@ def test_status_shows_every_unit_with_its_address(deployment):
     assert f"Unit {APP}/1 active {deployment.network.address(1)} 8000/tcp" in lines
 
 
+def test_a_related_redis_is_reached_from_every_pod(deployment):
+    """Servers listen on the pod network too and publish that address: every unit counts."""
+    done = _cli(deployment, "integrate", "redis")
+
+    assert done.returncode == 0, done.stderr
+    addresses = ["127.0.0.1", deployment.network.address(1)]
+    counts = [json.loads(_get(address, "/visits")[1])["visits"] for address in addresses]
+    assert counts[1] == counts[0] + 1  # one counter, in the one Redis
+    assert f"redis:      {deployment.network.host_address}:" in done.stdout
+
+
 def test_removing_the_leader_elects_another_and_ends_its_pod(deployment):
     old_pod = _pod_processes(deployment, f"{APP}/0")
 
