@@ -4,6 +4,10 @@ Everything below Juju is real: the charm is staged as packing stages it and disp
 unit agent dispatches it (`juju_local.dispatch`), against a real Pebble running the rock's files
 (`WorkloadContainer`), and Prometheus is Debian's. The deployment outlives the command that made
 it; its state lives in one directory, so each command (`deploy`, `config`, …) finds it again.
+
+Each unit has its own pod and its own copy of the charm: unit 0 at the top of the state
+directory (`charm/`, `pod/`) on the host's network, every further unit under `units/<n>/` in
+a network namespace of its own (`units`, `network`). Events fire on every unit in turn.
 """
 
 import contextlib
