@@ -367,6 +367,9 @@ class RedisServer(Server):
         """`redis-server` on its hosts' port, no persistence to disk."""
         return [
             "redis-server", "--port", str(port), "--bind", *self.hosts, "--dir", f"{INSIDE}/data",
+            # Clients on the pod network are not loopback: protected mode would refuse them.
+            # It listens on nothing else (the bind above), as before.
+            "--protected-mode", "no",
             "--pidfile", f"{INSIDE}/server.pid", "--daemonize", "no", "--save", "",
             "--appendonly", "no",
         ]  # fmt: skip
