@@ -20,7 +20,8 @@ the rock's files. The deployment stays up between commands until `remove`.
 
 Each unit is a pod: unit 0 on the host's network (127.0.0.1), every other unit in a network
 namespace of its own (10.x.y.(10+n), reachable from this machine and the other pods; needs
-root). `status` shows each unit's address.
+root). `status` shows each unit's address. Database servers integrated after scaling out also
+listen on the pod network, so integrate once the deployment has more than one unit.
 """
 
 import argparse
@@ -94,6 +95,8 @@ def _scale(deployment: Deployment, options: argparse.Namespace) -> str:
     if options.command == "deploy":
         deployment.deploy(Path(options.rock_dir), _pairs(options.config), options.num_units)
     elif options.command == "add-unit":
+        if options.num_units < 1:
+            raise UsageError(f"add-unit: --num-units must be at least 1, got {options.num_units}")
         for _ in range(options.num_units):
             units.add_unit(deployment)
     else:
