@@ -1,12 +1,14 @@
 """Wall-clock time of one `juju-local config` round trip (the command, config-changed, status).
 
 Usage (it binds the deployment's fixed ports, so hold the shared lock):
-    flock /tmp/flask-k8s-ports.lock python bench/juju_local_config.py [ROUNDS] [CHECKOUT]
+    flock /tmp/flask-k8s-ports.lock python bench/juju_local_config.py [ROUNDS] [CHECKOUT …]
 
-Deploys the sample rock from CHECKOUT (default: this one) into a temporary state directory,
-times ROUNDS `scripts/juju-local config webserver-keepalive=N` commands (alternating N, so every
-round changes something and the charm reloads Gunicorn), then removes the deployment. Pass
-another checkout to compare before and after a change.
+Deploys the sample rock from each CHECKOUT in turn (default: this one) into a temporary state
+directory, times ROUNDS `scripts/juju-local config webserver-keepalive=N` commands (alternating
+N, so every round changes something and the charm reloads Gunicorn), then removes the
+deployment. To compare before and after a change on a busy machine, interleave two checkouts
+(`. /tmp/before . /tmp/before`): the pooled medians close the output. With `perf` installed
+each round's CPU time is shown too; it moves less than the wall clock with the machine's load.
 
 First it times one hook tool call (`is-leader`) both ways: through the client and the
 `ToolServer`, as hooks call them now, and in a fresh base Python (the charm's) running
@@ -15,7 +17,9 @@ First it times one hook tool call (`is-leader`) both ways: through the client an
 
 from __future__ import annotations
 
+import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,36 +61,74 @@ def tool_call_costs() -> None:
     print(f"one hook tool call: served {served:.1f} ms, fresh Python {fresh:.1f} ms")
 
 
+CPU_SECONDS: list[float] = []  # per command: CPU time of it and every process it started
+PERF = shutil.which("perf")
+
+
 def juju_local(checkout: pathlib.Path, state: pathlib.Path, *args: str) -> float:
-    """Run one command; its wall-clock seconds. Exits with its error if it fails."""
+    """Run one command; its wall-clock seconds. Exits with its error if it fails.
+
+    With `perf` installed, also records the CPU time of the command and every process it
+    started (the hook too, inside its sandbox): on a shared machine that figure moves less
+    than the wall clock does. Pebble's own work is not in it (the pod is not a child).
+    """
     argv = [str(checkout / "scripts" / "juju-local"), "--state-dir", str(state), *args]
-    start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    elapsed = time.perf_counter() - start
+    with tempfile.NamedTemporaryFile("r", prefix="perf-stat-") as counts:
+        if PERF:
+            argv = [PERF, "stat", "-x,", "-e", "task-clock", "-o", counts.name, "--", *argv]
+        start = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+        elapsed = time.perf_counter() - start
+        rows = [line.split(",") for line in counts.read().splitlines() if "task-clock" in line]
+    if rows:
+        CPU_SECONDS.append(float(rows[0][0]) / 1000)  # milliseconds
     if done.returncode != 0:
         sys.exit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return elapsed
 
 
-def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    checkout = pathlib.Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else ROOT
+def measure(checkout: pathlib.Path, rounds: int) -> tuple[list[float], list[float]]:
+    """Deploy from `checkout`, time `rounds` config round trips, remove; (wall, CPU) seconds."""
     state = pathlib.Path(tempfile.mkdtemp(prefix="juju-local-bench-")) / "default"
-    tool_call_costs()
     print(f"checkout {checkout}")
     print(f"deploy: {juju_local(checkout, state, 'deploy'):.2f} s")
+    CPU_SECONDS.clear()
     try:
         times = [
             juju_local(checkout, state, "config", f"webserver-keepalive={2 + n % 2}")
             for n in range(rounds)
         ]
     finally:
+        cpu = CPU_SECONDS[:rounds]
         juju_local(checkout, state, "remove")
     print(
         f"config round trip over {rounds} rounds: mean {statistics.mean(times):.3f} s, "
         f"median {statistics.median(times):.3f} s, min {min(times):.3f} s, "
         f"max {max(times):.3f} s"
     )
+    if cpu:
+        median = statistics.median(cpu)
+        print(f"CPU time of one round trip (command + hook, perf): median {median:.3f} s")
+    load = pathlib.Path("/proc/loadavg").read_text().split()[0]
+    print(f"(1-minute load average {load} on {os.cpu_count()} CPUs: wall time grows with it)")
+    return times, cpu
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    checkouts = [pathlib.Path(arg).resolve() for arg in sys.argv[2:]] or [ROOT]
+    tool_call_costs()
+    pooled: dict[pathlib.Path, tuple[list[float], list[float]]] = {}
+    for checkout in checkouts:
+        times, cpu = measure(checkout, rounds)
+        wall_so_far, cpu_so_far = pooled.setdefault(checkout, ([], []))
+        wall_so_far += times
+        cpu_so_far += cpu
+    if len(checkouts) > 1:
+        print("pooled medians (wall, CPU):")
+        for checkout, (times, cpu) in pooled.items():
+            cpu_median = f"{statistics.median(cpu):.3f} s" if cpu else "-"
+            print(f"  {checkout}: {statistics.median(times):.3f} s, {cpu_median}")
 
 
 if __name__ == "__main__":

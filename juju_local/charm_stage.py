@@ -5,6 +5,9 @@
 `uv pip install --target` for the base's Python, cached by a hash of the dependency list; and
 `dispatch` is written as charmcraft writes it. With a `uv.lock` the dependencies are the versions
 it pins, the ones charmcraft's uv plugin packs into the charm.
+The venv, `src/` and `lib/` are compiled to bytecode for the base's Python at stage time, as a
+packed charm ships its venv (`UV_COMPILE_BYTECODE`): a non-root charm cannot write
+`__pycache__`, so it would otherwise compile ops and pydantic from source on every hook.
 Re-staging into the same directory (an upgrade) replaces the code and keeps the unit's state
 (`.unit-state.db`).
 """
@@ -20,9 +23,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = REPO / ".cache" / "charm-venvs"
@@ -43,6 +43,8 @@ BUILD_KEYS = frozenset(
 CHARM_USERS = {"root": 0, "sudoer": 171, "non-root": 170}
 CODE_DIRS = ("src", "lib", "cos_custom")  # cos_custom: charmcraft.yaml's `cos-custom` part
 GENERATED = ("metadata.yaml", "config.yaml", "actions.yaml", "dispatch", "venv")
+# Part of the venv cache key: bump it when the cached tree's layout changes (v2: bytecode).
+VENV_LAYOUT = "bytecode-v2"
 
 
 class StageError(Exception):
@@ -110,6 +112,8 @@ def runtime_dependencies(project: Path) -> list[str]:
     pyproject = project / "pyproject.toml"
     if not pyproject.is_file():
         return []
+    import tomllib
+
     with pyproject.open("rb") as handle:
         return list(tomllib.load(handle).get("project", {}).get("dependencies", []))
 
@@ -143,6 +147,8 @@ def stage(
     dependencies: list[str] | None = None,
 ) -> StagedCharm:
     """Stage `project` into `charm_dir` (fresh or an earlier staging: an upgrade)."""
+    import yaml  # here, not at the top: dispatching a hook needs no YAML (see `load`)
+
     python = python or default_python()
     source = project / "charmcraft.yaml"
     if not source.is_file():
@@ -160,6 +166,7 @@ def stage(
     for name in CODE_DIRS:
         if (project / name).is_dir():
             shutil.copytree(project / name, charm_dir / name, symlinks=True)
+    compile_bytecode(python, [charm_dir / name for name in CODE_DIRS])
     for name, content in (
         ("metadata.yaml", metadata),
         ("config.yaml", config),
@@ -180,6 +187,7 @@ def stage(
 
 def load(charm_dir: Path, python: Path | None = None) -> StagedCharm:
     """Describe an already-staged charm directory."""
+    import yaml  # imported on use: a hook's dispatch reads no metadata when told the uid
 
     def read(name: str) -> dict[str, Any]:
         path = charm_dir / name
@@ -204,7 +212,8 @@ def ensure_venv(dependencies: list[str], python: Path, cache_dir: Path = DEFAULT
         text=True,
         check=True,
     ).stdout.strip()
-    key = hashlib.sha256("\n".join([version, *sorted(dependencies)]).encode()).hexdigest()[:16]
+    identity = [VENV_LAYOUT, version, *sorted(dependencies)]
+    key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
     target = cache_dir / key
     if target.is_dir():
         return target
@@ -214,12 +223,22 @@ def ensure_venv(dependencies: list[str], python: Path, cache_dir: Path = DEFAULT
         return _publish(building, target)
     # Copies, not links into uv's cache: a staged charm may write to its venv.
     argv = [str(find_uv()), "pip", "install", "--quiet", "--python", str(python)]
-    argv += ["--link-mode", "copy", "--target", str(building), *dependencies]
+    argv += ["--link-mode", "copy", "--compile-bytecode", "--target", str(building), *dependencies]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
         raise StageError(f"uv could not install {dependencies}:\n{result.stderr[-3000:]}")
     return _publish(building, target)
+
+
+def compile_bytecode(python: Path, directories: list[Path]) -> None:
+    """Write `__pycache__` for `python` beside the sources in `directories` that exist.
+
+    A file that does not compile is left for the hook to report, as Juju would.
+    """
+    present = [str(path) for path in directories if path.is_dir()]
+    if present:
+        subprocess.run([str(python), "-m", "compileall", "-q", *present], capture_output=True)
 
 
 def _publish(building: Path, target: Path) -> Path:
@@ -230,7 +249,13 @@ def _publish(building: Path, target: Path) -> Path:
     return target
 
 
-def _link_tree(source: Path, destination: Path) -> None:
+def clone(charm_dir: Path, destination: Path) -> None:
+    """Stage another unit's copy of a staged charm (the same revision), without its state."""
+    _remove(destination)
+    _link_tree(charm_dir, destination, ignore=shutil.ignore_patterns(".unit-state.db*"))
+
+
+def _link_tree(source: Path, destination: Path, ignore: Any = None) -> None:
     """Copy a tree, hard-linking files where the filesystem allows (the cache is read-only)."""
 
     def link_or_copy(src: str, dst: str) -> None:
@@ -239,7 +264,7 @@ def _link_tree(source: Path, destination: Path) -> None:
         except OSError:
             shutil.copy2(src, dst)
 
-    shutil.copytree(source, destination, symlinks=True, copy_function=link_or_copy)
+    shutil.copytree(source, destination, symlinks=True, copy_function=link_or_copy, ignore=ignore)
 
 
 def _remove(path: Path) -> None:

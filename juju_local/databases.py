@@ -16,8 +16,11 @@ of that secret (secret-changed), as the provider charms do. `stop_all` stops eve
 
 The servers never run as root: under root, each runs as `nobody` inside a mount namespace
 (bubblewrap) that shows its directory at `/mnt/db`, so no directory above it need be readable by
-`nobody`. They listen on 127.0.0.1 only. MongoDB has no server package in Debian: it is covered
-by the unit tests only.
+`nobody`. They listen on 127.0.0.1 only, and also on the host's address on the pod network when
+the deployment has one (more than one unit: see `network`); they then publish that address,
+which every pod reaches (unit 0 too: it is the host's). A server started while the deployment
+had one unit stays on 127.0.0.1, which pods added later cannot reach: scale out first.
+MongoDB has no server package in Debian: it is covered by the unit tests only.
 """
 
 from __future__ import annotations
@@ -71,6 +74,27 @@ class Server:
 
     def __init__(self, state_dir: Path):
         self.dir = state_dir / "databases" / self.kind
+        self.state_dir = state_dir
+
+    @property
+    def hosts(self) -> list[str]:
+        """The addresses it listens on: 127.0.0.1, and the pod network's host address if any."""
+        path = self.dir / "hosts"
+        if path.exists():
+            return path.read_text().split()
+        return ["127.0.0.1"]
+
+    @property
+    def address(self) -> str:
+        """The address it publishes: the one every unit's pod reaches."""
+        return self.hosts[-1]
+
+    def _choose_hosts(self) -> None:
+        from juju_local.network import PodNetwork
+
+        network = PodNetwork(self.state_dir)
+        pod_network = [network.host_address] if network.has_bridge else []
+        (self.dir / "hosts").write_text(" ".join(["127.0.0.1", *pod_network]))
 
     @property
     def port(self) -> int:
@@ -114,11 +138,13 @@ class Server:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         port = self.port
+        self._choose_hosts()
         if os.getuid() == 0:
             self.dir.chmod(0o700)
             os.chown(self.dir, NOBODY, NOBODY)
         if not (self.dir / "data").exists():
             self.initialise()
+        self.admit_pods()
         log = (self.dir / "server.log").open("ab")
         try:
             subprocess.Popen(
@@ -169,6 +195,9 @@ class Server:
     def command(self, port: int) -> list[str]:
         """The server's command line (run in the foreground)."""
         raise NotImplementedError
+
+    def admit_pods(self) -> None:
+        """Let clients on the pod network in, where the server filters by address."""
 
     def create(self, database: str, user: str, password: str) -> None:
         """Create `database`, owned by a new `user` with `password`."""
@@ -229,11 +258,21 @@ class PostgresServer(Server):
             "initdb",
         )  # fmt: skip
 
+    def admit_pods(self) -> None:
+        """pg_hba.conf: password logins from the pod network too (initdb admits loopback)."""
+        hba = self.dir / "data" / "pg_hba.conf"
+        rules = hba.read_text()
+        for host in self.hosts[1:]:
+            rule = f"host all all {host.rsplit('.', 1)[0]}.0/24 scram-sha-256\n"
+            if rule not in rules:
+                rules += rule
+        hba.write_text(rules)
+
     def command(self, port: int) -> list[str]:
-        """`postgres` on 127.0.0.1:port, its socket in its own directory."""
+        """`postgres` on its hosts' port, its socket in its own directory."""
         return [
             _pg_bin("postgres"), "-D", f"{INSIDE}/data", "-p", str(port), "-k", INSIDE,
-            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=40",
+            "-c", f"listen_addresses={','.join(self.hosts)}", "-c", "max_connections=40",
         ]  # fmt: skip
 
     def ready(self) -> bool:
@@ -285,10 +324,10 @@ class MariadbServer(Server):
         )  # fmt: skip
 
     def command(self, port: int) -> list[str]:
-        """`mariadbd` on 127.0.0.1:port, small buffers."""
+        """`mariadbd` on its hosts' port, small buffers."""
         return [
             "mariadbd", "--no-defaults", f"--datadir={INSIDE}/data", f"--port={port}",
-            "--bind-address=127.0.0.1", f"--socket={INSIDE}/mysqld.sock",
+            f"--bind-address={','.join(self.hosts)}", f"--socket={INSIDE}/mysqld.sock",
             f"--pid-file={INSIDE}/server.pid", "--innodb-buffer-pool-size=16M",
             "--skip-log-bin", "--max-connections=40",
         ]  # fmt: skip
@@ -325,9 +364,12 @@ class RedisServer(Server):
     kind = app = endpoint = interface = "redis"
 
     def command(self, port: int) -> list[str]:
-        """`redis-server` on 127.0.0.1:port, no persistence to disk."""
+        """`redis-server` on its hosts' port, no persistence to disk."""
         return [
-            "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", f"{INSIDE}/data",
+            "redis-server", "--port", str(port), "--bind", *self.hosts, "--dir", f"{INSIDE}/data",
+            # Clients on the pod network are not loopback: protected mode would refuse them.
+            # It listens on nothing else (the bind above), as before.
+            "--protected-mode", "no",
             "--pidfile", f"{INSIDE}/server.pid", "--daemonize", "no", "--save", "",
             "--appendonly", "no",
         ]  # fmt: skip
@@ -370,7 +412,7 @@ def integrate(deployment: Deployment, endpoint: str) -> int:
     deployment.fire(f"{endpoint}-relation-created", relation_id=relation_id)
     deployment.fire(f"{endpoint}-relation-joined", relation_id=relation_id, remote_unit=unit)
     if isinstance(db, RedisServer):
-        data = {"hostname": "127.0.0.1", "port": str(db.port)}
+        data = {"hostname": db.address, "port": str(db.port)}
         model.set_remote_unit_data(relation_id, unit, data)
     else:
         _answer_database_request(deployment, db, relation_id)
@@ -387,7 +429,11 @@ def _answer_database_request(deployment: Deployment, db: Server, relation_id: in
         return  # nothing asked for yet: the provider waits, as the charm does
     user, password = f"relation-{relation_id}", random_password()
     db.create(database, user, password)
-    published = {"endpoints": f"127.0.0.1:{db.port}", "database": database, "version": db.version}
+    published = {
+        "endpoints": f"{db.address}:{db.port}",
+        "database": database,
+        "version": db.version,
+    }
     if "requested-secrets" in request:
         with model.transaction() as state:
             secret = Secret(
@@ -446,5 +492,5 @@ def describe(state_dir: Path) -> list[str]:
     for kind in SERVERS.values():
         db = kind(state_dir)
         if db.pid() is not None:
-            lines.append(f"  {db.kind + ':':<11} 127.0.0.1:{db.port}   (data: {db.dir})")
+            lines.append(f"  {db.kind + ':':<11} {db.address}:{db.port}   (data: {db.dir})")
     return lines

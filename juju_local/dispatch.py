@@ -100,6 +100,7 @@ class Runner:
     timeout: float = HOOK_TIMEOUT
     juju_version: str = JUJU_VERSION
     charm_uid: int | None = None  # who the charm runs as; default: its `charm-user`
+    unit: str | None = None  # whose charm this is (each unit has its own); default: the leader
 
     def __post_init__(self) -> None:
         self.charm_dir = Path(self.charm_dir).resolve()
@@ -119,7 +120,7 @@ class Runner:
         self, hook: str, *, unit: str | None = None, env: Mapping[str, str] | None = None
     ) -> HookResult:
         """Dispatch `hooks/<hook>` with `env` (the event's own JUJU_* variables) added."""
-        unit = unit or self.model.leader()
+        unit = unit or self.unit or self.model.leader()
         context = {"JUJU_DISPATCH_PATH": f"hooks/{hook}", "JUJU_HOOK_NAME": hook, **(env or {})}
         snapshot = self.model.snapshot()
         result = self._dispatch(hook, unit, context)
@@ -132,7 +133,7 @@ class Runner:
         self, name: str, params: Mapping[str, Any] | None = None, *, unit: str | None = None
     ) -> ActionResult:
         """Run action `name` as `juju run <unit> <name> k=v…` does."""
-        unit = unit or self.model.leader()
+        unit = unit or self.unit or self.model.leader()
         full_params = self._action_params(name, dict(params or {}))
         action_uuid = self.model.start_action(name, full_params, unit)
         context = {
@@ -159,8 +160,10 @@ class Runner:
         """Fire a Juju event by hook name, with the context Juju would give it.
 
         Relation events take `relation_id` (or find the endpoint's only relation) and
-        `remote_unit`; `-relation-departed` removes the remote unit first and
-        `-relation-broken` removes the relation afterwards, as Juju does. Secret events take
+        `remote_unit`; `-relation-departed` removes the remote unit first (and takes
+        `departing_unit` when it is not the remote one: the departing unit's own hook) and
+        `-relation-broken` removes the relation afterwards, as Juju does, unless
+        `keep_relation` (other units still have to see it break). Secret events take
         `secret_id` (and `revision` for secret-remove/-expired). Workload events take the
         container from the event name, and `notice_id`/`notice_type`/`notice_key` or
         `check_name` where they need them.
@@ -193,6 +196,8 @@ class Runner:
             relation_id = candidates[0].id
         relation = self.model.relation(relation_id)
         remote_unit = context.pop("remote_unit", None)
+        departing_unit = context.pop("departing_unit", None) or remote_unit
+        keep_relation = context.pop("keep_relation", False)
         if context:
             raise TypeError(f"{event} got unexpected context {sorted(context)}")
         if kind in ("joined", "departed") and remote_unit is None:
@@ -207,11 +212,11 @@ class Runner:
         if kind == "joined" and not relation.peer:
             self.model.add_remote_unit(relation_id, remote_unit or "")
         if kind == "departed":
-            env["JUJU_DEPARTING_UNIT"] = remote_unit or ""
+            env["JUJU_DEPARTING_UNIT"] = departing_unit or ""
             if not relation.peer:
                 self.model.remove_remote_unit(relation_id, remote_unit or "")
         result = self.run_hook(event, unit=unit, env=env)
-        if kind == "broken":
+        if kind == "broken" and not keep_relation:
             self.model.remove_relation(relation_id)
         return result
 
@@ -222,7 +227,7 @@ class Runner:
             raise TypeError(f"{event} got unexpected context {sorted(context)}")
         label = secret.label
         if event == "secret-changed":  # a consumer's event: its own label
-            consumer = secret.consumers.get(unit or self.model.leader())
+            consumer = secret.consumers.get(unit or self.unit or self.model.leader())
             label = consumer.label if consumer else ""
         env = {"JUJU_SECRET_ID": secret.id}
         if label:

@@ -359,7 +359,7 @@ def network_get(ctx: Context, args: Sequence[str]) -> str:
             raise ToolError(f"relation {opts.relation} not found") from None
     if state.endpoints and opts.binding not in state.endpoints:
         raise ToolError(f'no network config found for binding "{opts.binding}"')
-    address = state.address
+    address = state.unit_address(ctx.unit)
     if opts.primary_address or opts.bind_address or opts.ingress_address:
         return _emit(address)
     if opts.egress_subnets:
@@ -804,7 +804,7 @@ def unit_get(ctx: Context, args: Sequence[str]) -> str:
     parser = _parser("unit-get")
     parser.add_argument("setting", choices=("private-address", "public-address"))
     parser.parse_args(args)
-    return _emit(ctx.model.state().address)
+    return _emit(ctx.model.state().unit_address(ctx.unit))
 
 
 def _refuse(message: str) -> Callable[[Context, Sequence[str]], None]:

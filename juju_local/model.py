@@ -55,6 +55,12 @@ class Unit:
     name: str
     leader: bool = False
     agent_error: str = ""  # set while the last hook failed: Juju shows the unit in error
+    address: str = ""  # its pod's address; "" for the model's default (`State.address`)
+
+    @property
+    def number(self) -> int:
+        """The unit's number: 1 for `app/1`."""
+        return int(self.name.rsplit("/", 1)[1])
 
 
 @dataclass
@@ -158,7 +164,8 @@ class State:
     config_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # values the operator set
     endpoints: list[str] = field(default_factory=list)  # empty: any binding name is valid
-    address: str = "127.0.0.1"
+    address: str = "127.0.0.1"  # a unit's address unless it has its own (`Unit.address`)
+    next_unit: int = 0  # Juju never reuses a unit number
     relations: list[Relation] = field(default_factory=list)
     next_relation_id: int = 0
     secrets: list[Secret] = field(default_factory=list)
@@ -178,6 +185,10 @@ class State:
             if unit.name == name:
                 return unit
         raise ModelStoreError(f'unit "{name}" not found')
+
+    def unit_address(self, unit: str) -> str:
+        """The address `network-get` and `unit-get` give `unit`: its pod's."""
+        return self.unit(unit).address or self.address
 
     def is_leader(self, unit: str) -> bool:
         """Whether `unit` holds leadership."""
@@ -369,17 +380,38 @@ class Model:
 
     def leader(self) -> str:
         """The leader unit's name."""
-        return next(u.name for u in self.state().units if u.leader)
+        leader = next((u.name for u in self.state().units if u.leader), None)
+        if leader is None:
+            raise ModelStoreError("the application has no leader")
+        return leader
 
-    def add_unit(self) -> str:
-        """Add a unit (not the leader) and return its name."""
+    def add_unit(self, address: str = "") -> str:
+        """Add a unit (not the leader) and return its name: the next number never used."""
         with self.transaction() as state:
-            number = 1 + max((int(u.name.split("/")[1]) for u in state.units), default=-1)
+            number = max(state.next_unit, 1 + max((u.number for u in state.units), default=-1))
+            state.next_unit = number + 1
             name = f"{state.app}/{number}"
-            state.units.append(Unit(name))
+            state.units.append(Unit(name, address=address))
             for relation in state.relations:
                 relation.unit_data.setdefault(name, {})
         return name
+
+    def remove_unit(self, name: str) -> bool:
+        """Forget a unit that has gone (its databags, statuses, ports and state); True if it led.
+
+        Leadership is not moved: `set_leader` does that, as Juju elects after the lease expires.
+        """
+        with self.transaction() as state:
+            unit = state.unit(name)
+            state.units.remove(unit)
+            state.next_unit = max(state.next_unit, unit.number + 1)
+            for relation in state.relations:
+                relation.unit_data.pop(name, None)
+            for per_unit in (state.unit_status, state.opened_ports, state.unit_state):
+                per_unit.pop(name, None)
+            for secret in state.secrets:
+                secret.consumers.pop(name, None)
+        return unit.leader
 
     def set_leader(self, unit: str) -> None:
         """Move leadership to `unit`."""
@@ -579,7 +611,7 @@ class Model:
                 status=status,
                 leader=unit.leader,
                 ports=list(state.opened_ports.get(unit.name, [])),
-                address=state.address,
+                address=state.unit_address(unit.name),
             )
         return ModelStatus(
             model=state.model_name,

@@ -10,11 +10,8 @@ import json
 import subprocess
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import IO, Any
 
 from juju_local import processes
 
@@ -90,6 +87,8 @@ class LocalPrometheus:
         """(Re)start Prometheus with the jobs and rules the relation carries."""
         self.stop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        import yaml  # here: `juju-local status` and `config` only look at pid_path
+
         config = scrape_config(app, databags)
         rules = json.loads(databags.get(app, {}).get("alert_rules", '{"groups": []}'))
         rules_path = self.state_dir / "rules.yaml"
@@ -114,7 +113,7 @@ class LocalPrometheus:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                with urllib.request.urlopen(f"{URL}/-/ready", timeout=2):
+                with _get(f"{URL}/-/ready", timeout=2):
                     return
             except OSError:
                 time.sleep(0.2)
@@ -123,7 +122,7 @@ class LocalPrometheus:
     def query(self, expression: str) -> list[dict[str, Any]]:
         """Evaluate an instant PromQL query; raise with Prometheus's error if it fails."""
         url = f"{URL}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with _get(url, timeout=10) as response:
             body = json.load(response)
         if body.get("status") != "success":
             raise ValueError(f"{expression}: {body.get('error')}")
@@ -131,12 +130,12 @@ class LocalPrometheus:
 
     def alerts(self) -> list[dict[str, Any]]:
         """The active alerts (pending or firing), as `/api/v1/alerts` lists them."""
-        with urllib.request.urlopen(f"{URL}/api/v1/alerts", timeout=10) as response:
+        with _get(f"{URL}/api/v1/alerts", timeout=10) as response:
             return json.load(response)["data"]["alerts"]
 
     def rule_health(self) -> dict[str, tuple[str, str]]:
         """Each loaded rule's health and last error, by name."""
-        with urllib.request.urlopen(f"{URL}/api/v1/rules", timeout=10) as response:
+        with _get(f"{URL}/api/v1/rules", timeout=10) as response:
             groups = json.load(response)["data"]["groups"]
         return {
             rule["name"]: (rule["health"], rule.get("lastError", ""))
@@ -146,7 +145,7 @@ class LocalPrometheus:
 
     def targets(self) -> list[dict[str, Any]]:
         """The active scrape targets and their health."""
-        with urllib.request.urlopen(f"{URL}/api/v1/targets", timeout=10) as response:
+        with _get(f"{URL}/api/v1/targets", timeout=10) as response:
             return json.load(response)["data"]["activeTargets"]
 
     def stop(self) -> None:
@@ -158,3 +157,10 @@ class LocalPrometheus:
         if processes.alive(pid):
             processes.terminate(pid, 30)
         self.pid_path.unlink(missing_ok=True)
+
+
+def _get(url: str, timeout: float) -> IO[bytes]:
+    """GET `url` (urllib imported on first use: most commands never query Prometheus)."""
+    import urllib.request
+
+    return urllib.request.urlopen(url, timeout=timeout)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import secrets
 import shutil
 import socket
@@ -80,8 +81,13 @@ exit "$code"
 
 
 def write_client(directory: Path) -> Path:
-    """Create `directory/bin`: the client script, and a symlink to it per tool name."""
+    """Create `directory/bin`: the client script, and a symlink to it per tool name.
+
+    A `bin` that already holds exactly that is kept: each hook's dispatch calls this.
+    """
     bin_dir = directory / "bin"
+    if _client_current(bin_dir):
+        return bin_dir
     if bin_dir.exists():
         shutil.rmtree(bin_dir)
     bin_dir.mkdir(parents=True)
@@ -92,6 +98,15 @@ def write_client(directory: Path) -> Path:
     for name in TOOLS:
         (bin_dir / name).symlink_to(entry.name)
     return bin_dir
+
+
+def _client_current(bin_dir: Path) -> bool:
+    try:
+        if (bin_dir / "hooktool").read_text() != CLIENT:
+            return False
+        return all(os.readlink(bin_dir / name) == "hooktool" for name in TOOLS)
+    except OSError:
+        return False
 
 
 class ToolServer:

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from flask_rock import local_run, toolchain
+from flask_rock import toolchain
 from flask_rock.rootfs import PEBBLE_DIR, sandbox_argv
 from juju_local import processes
 
@@ -37,9 +37,10 @@ class WorkloadContainer:
     found again from its state directory: the sandbox's pid is kept in `pod.pid`.
     """
 
-    def __init__(self, project_dir: Path, state_dir: Path):
+    def __init__(self, project_dir: Path, state_dir: Path, enter: list[str] | None = None):
         self.project_dir = project_dir.resolve()
         self.state_dir = state_dir
+        self.enter = list(enter or [])  # runs the pod in its own network (see `network`)
         self.charm_container_dir = state_dir / "charm-container"  # /charm/container inside
         self.log_path = state_dir / "pebble.log"
         self.pid_path = state_dir / "pod.pid"
@@ -54,6 +55,10 @@ class WorkloadContainer:
 
         `charm_uid` is the user the charm runs as: Pebble gives it admin access.
         """
+        # Here, not at the top: laying out the rock is for deploy and upgrade; the other
+        # commands (config, status: one process each) need not import it.
+        from flask_rock import local_run
+
         self.stop()
         rootfs, _ = local_run.prepare(self.project_dir, self.state_dir / "image")
         shutil.rmtree(self.charm_container_dir, ignore_errors=True)
@@ -78,6 +83,7 @@ class WorkloadContainer:
             die_with_parent=False,
         )
         argv.insert(1, "--as-pid-1")  # Pebble is the container's init: its death ends the pod
+        argv = [*self.enter, *argv]  # it execs bwrap: pod.pid stays the sandbox's
         with self.log_path.open("a") as log:
             process = subprocess.Popen(
                 argv,
@@ -104,6 +110,25 @@ class WorkloadContainer:
         return subprocess.run(
             [str(binary), *args], env=env, capture_output=True, text=True, timeout=timeout
         )
+
+    def pebble_outputs(self, *commands: tuple[str, ...], timeout: float = 60) -> list[str]:
+        """The output of several Pebble CLI commands, run at the same time (for `status`)."""
+        binary = toolchain.ensure_binary(toolchain.PEBBLE)
+        env = {**os.environ, "PEBBLE_SOCKET": str(self.socket)}
+        running = [
+            subprocess.Popen(
+                [str(binary), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args in commands
+        ]  # fmt: skip
+        try:
+            return [process.communicate(timeout=timeout)[0] for process in running]
+        finally:
+            for process in running:
+                if process.poll() is None:  # timed out: leave no Pebble client behind
+                    process.kill()
+                    process.wait()
 
     def _sandbox_pid(self) -> int | None:
         try:

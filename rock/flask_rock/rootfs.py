@@ -14,7 +14,6 @@ from pathlib import Path
 
 from flask_rock.bounded import short_repr
 from flask_rock.errors import ProjectError
-from flask_rock.expand import CONFIG_FILES_DIR
 
 ROCK_UID = 584792  # _daemon_ in every rock
 ROCK_USER = "_daemon_"
@@ -114,6 +113,10 @@ def _install_app(part: dict, project_dir: Path, root: Path) -> None:
 
 def _config_source(part: dict, project_dir: Path) -> Path:
     """The config-files source: inside the project, or the files this package ships."""
+    # Here, not at the top: the charm's sandbox (juju_local) needs only `bind`, not expand's
+    # imports, on every hook it dispatches.
+    from flask_rock.expand import CONFIG_FILES_DIR
+
     where = f"parts.{CONFIG_FILES_PART}.source"
     value = part.get("source") or ""
     if not isinstance(value, str):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask_rock.errors import ProjectError
-from flask_rock.project import pyproject_dependencies
 
 # `go install` of these fails on the module proxy's version list here, so build from the module
 # cache instead: `go mod download` fetches exactly this version, then `go build` in its directory.
@@ -154,6 +153,9 @@ def ensure_app_environment(project_dir: Path) -> Path:
     if (project_dir / "requirements.txt").is_file():
         requirements += ["-r", str(project_dir / "requirements.txt")]
     if (project_dir / "pyproject.toml").is_file():
+        # Imported here: finding a binary (juju-local status, every command) needs no packaging.
+        from flask_rock.project import pyproject_dependencies
+
         requirements += pyproject_dependencies(project_dir / "pyproject.toml")
     pip = [str(venv / "bin" / "python3"), "-m", "pip", "--disable-pip-version-check", "-q"]
     result = subprocess.run([*pip, "install", *requirements], capture_output=True, text=True)

@@ -179,6 +179,8 @@ def test_stage_splits_charmcraft_and_writes_dispatch(staged):
     dispatch = (staged.path / "dispatch").read_text()
     assert 'JUJU_DISPATCH_PATH="${JUJU_DISPATCH_PATH:-$0}" PYTHONPATH=lib:venv' in dispatch
     assert (staged.path / "venv" / "ops").is_dir()
+    # Bytecode for the base's Python, as a packed charm ships it (a uid-170 hook cannot write it)
+    assert list((staged.path / "venv" / "ops" / "__pycache__").glob("__init__.cpython-*.pyc"))
     assert (staged.path / "src" / "charm.py").stat().st_mode & 0o111
 
 
