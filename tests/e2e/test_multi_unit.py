@@ -1,7 +1,8 @@
 """More than one unit, end to end: each unit a pod of its own, leadership, peers, removal.
 
-One deployment serves the module and the tests run in order: two units, then the leader
-goes, then a unit is added, then everything is removed. Units after the first live in network
+One deployment serves the module and the tests run in order: two units, Redis (the sample's
+Celery worker on both, its beat scheduler on one), then the leader goes and the scheduler
+moves, then a unit is added, then everything is removed. Units after the first live in network
 namespaces, which needs root.
 """
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -112,6 +114,55 @@ def test_a_related_redis_is_reached_from_every_pod(deployment):
     assert f"redis:      {deployment.network.host_address}:" in done.stdout
 
 
+def _services(deployment: Deployment, unit: str) -> dict[str, tuple[str, str]]:
+    """The unit's `pebble services`: name -> (startup, current)."""
+    output = deployment.pod(unit_number(unit)).pebble("services").stdout
+    rows = (line.split() for line in output.splitlines()[1:])
+    return {row[0]: (row[1], row[2]) for row in rows if len(row) >= 3}
+
+
+def _scheduler_unit(deployment: Deployment) -> str | None:
+    (peer,) = [relation for relation in deployment.model.relations() if relation.peer]
+    return peer.app_data.get(APP, {}).get("scheduler-unit")
+
+
+def _wait_for_services(
+    deployment: Deployment, expected: dict[str, dict[str, str]], timeout: float = 60.0
+) -> dict[str, dict[str, str]]:
+    """Poll each unit's Pebble until its background services are as expected; what was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {
+            unit: {name: _services(deployment, unit).get(name, ("", ""))[1] for name in wanted}
+            for unit, wanted in expected.items()
+        }
+        if seen == expected or time.monotonic() > deadline:
+            return seen
+        time.sleep(1)
+
+
+def _ticks(address: str) -> int:
+    return json.loads(_get(address, "/ticks")[1])["ticks"]
+
+
+def test_the_scheduler_runs_on_exactly_one_unit_and_the_worker_on_every_unit(deployment):
+    """With Redis related, both pods run the Celery worker; only the named unit runs beat."""
+    expected = {
+        f"{APP}/0": {"celery-worker": "active", "celery-scheduler": "active"},
+        f"{APP}/1": {"celery-worker": "active", "celery-scheduler": "inactive"},
+    }
+    assert _wait_for_services(deployment, expected) == expected
+    assert _services(deployment, f"{APP}/1")["celery-scheduler"][0] == "disabled"
+    assert _scheduler_unit(deployment) == f"{APP}/0"
+
+    # One beat in the whole application: the shared counter grows by one tick per period,
+    # not two (each unit's beat would add its own).
+    first, start = _ticks("127.0.0.1"), time.monotonic()
+    time.sleep(10)
+    grown, elapsed = _ticks(deployment.network.address(1)) - first, time.monotonic() - start
+    assert 1 <= grown <= elapsed / 2.0 + 1, (grown, elapsed)  # the sample ticks every 2 s
+
+
 def test_removing_the_leader_elects_another_and_ends_its_pod(deployment):
     old_pod = _pod_processes(deployment, f"{APP}/0")
 
@@ -126,6 +177,16 @@ def test_removing_the_leader_elects_another_and_ends_its_pod(deployment):
     assert "leader_elected" in log and "secret_storage_relation_departed" in log
 
 
+def test_the_scheduler_moves_to_a_remaining_unit_when_its_unit_goes(deployment):
+    expected = {f"{APP}/1": {"celery-worker": "active", "celery-scheduler": "active"}}
+
+    assert _wait_for_services(deployment, expected) == expected
+    assert _scheduler_unit(deployment) == f"{APP}/1"
+    first = _ticks(deployment.network.address(1))
+    time.sleep(5)
+    assert _ticks(deployment.network.address(1)) > first
+
+
 def test_an_added_unit_gets_a_new_number_its_own_pod_and_the_shared_key(deployment):
     leader_key = _get(deployment.network.address(1), "/secret-key-id")[1]
 
@@ -135,6 +196,10 @@ def test_an_added_unit_gets_a_new_number_its_own_pod_and_the_shared_key(deployme
     units = _units(deployment)
     assert units[f"{APP}/2"] == ("active", deployment.network.address(2), False)
     assert _get(deployment.network.address(2), "/secret-key-id")[1] == leader_key
+    # A unit added later runs the worker, never a second beat: the scheduler stays put.
+    expected = {f"{APP}/2": {"celery-worker": "active", "celery-scheduler": "inactive"}}
+    assert _wait_for_services(deployment, expected) == expected
+    assert _scheduler_unit(deployment) == f"{APP}/1"
 
 
 def test_remove_leaves_no_pod_namespace_or_process(deployment):
