@@ -24,15 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 READY = 30.0
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """The sample rock deployed with the charm; removed after the module."""
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
-    deployed.deploy()
-    yield deployed
-    deployed.remove()
-
-
 def _checks(deployment: Deployment) -> dict[str, tuple[str, int]]:
     """Each Pebble check's status and success count, from `pebble checks`."""
     rows = deployment.container.pebble("checks").stdout.splitlines()[1:]
