@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import ops
 
 from charms.flask_k8s.v0 import databags
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
-from integrations import provider_secret
+from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError, secret_content
 
 ENDPOINT = "s3"
 ENV_PREFIX = "S3_"
@@ -107,7 +106,7 @@ def env(value: S3Data) -> dict[str, str]:
 
 def _keys(model: ops.Model, remote: ops.RelationDataContent, name: str) -> tuple[str, str]:
     secret_id = remote.get(SECRET_ID_KEY)
-    source = provider_secret.content(model, secret_id, name) if secret_id else remote
+    source = secret_content(model, secret_id, name) if secret_id else remote
     access_key, secret_key = (source.get(key) for key in SECRET_FIELDS)
     if not access_key or not secret_key:
         lacking = SECRET_FIELDS[0] if not access_key else SECRET_FIELDS[1]

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import ops
 
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
-from integrations import provider_secret
+from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError, secret_content
 
 ENDPOINT = "smtp"
 ENV_PREFIX = "SMTP_"
@@ -104,7 +103,7 @@ def _password(model: ops.Model, remote: ops.RelationDataContent, name: str) -> s
     secret_id = remote.get("password_id")
     if not secret_id:
         return _optional(remote, "password", name)
-    password = provider_secret.content(model, secret_id, name).get("password")
+    password = secret_content(model, secret_id, name).get("password")
     if not password:
         raise _invalid("password secret", name, "it has no password field")
     return _checked(password, "password", name)
