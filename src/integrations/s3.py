@@ -25,7 +25,12 @@ from dataclasses import dataclass
 import ops
 
 from charms.flask_k8s.v0 import databags
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError, secret_content
+from charms.flask_k8s.v0.database_requires import (
+    BadDataError,
+    NotReadyError,
+    provider_app_data,
+    secret_content,
+)
 
 ENDPOINT = "s3"
 ENV_PREFIX = "S3_"
@@ -65,9 +70,7 @@ def request(charm: ops.CharmBase, relation: ops.Relation) -> None:
 def read(charm: ops.CharmBase, relation: ops.Relation) -> S3Data:
     """The bucket and keys the provider published (NotReadyError/BadDataError until usable)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    remote = relation.data[relation.app]
+    remote = provider_app_data(relation)
     has_keys = remote.get(SECRET_ID_KEY) or any(remote.get(key) for key in SECRET_FIELDS)
     missing = [
         what for what, ok in (("bucket", remote.get("bucket")), ("keys", has_keys)) if not ok

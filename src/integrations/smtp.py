@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import ops
 
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError, secret_content
+from charms.flask_k8s.v0.database_requires import (
+    BadDataError,
+    NotReadyError,
+    provider_app_data,
+    secret_content,
+)
 
 ENDPOINT = "smtp"
 ENV_PREFIX = "SMTP_"
@@ -47,9 +52,7 @@ class SmtpData:
 def read(charm: ops.CharmBase, relation: ops.Relation) -> SmtpData:
     """The relay the provider published (NotReadyError/BadDataError until usable)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    remote = relation.data[relation.app]
+    remote = provider_app_data(relation)
     missing = [field for field in REQUIRED if not remote.get(field)]
     if missing:
         raise NotReadyError(f"waiting for the {name} relation to publish its {', '.join(missing)}")

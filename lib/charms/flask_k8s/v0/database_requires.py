@@ -133,12 +133,17 @@ def secret_content(
         ) from None
 
 
+def provider_app_data(relation: ops.Relation) -> ops.RelationDataContent:
+    """The provider's app databag; NotReadyError until its app has joined."""
+    if relation.app is None:
+        raise NotReadyError(f"waiting for the {relation.name} relation's provider to join")
+    return relation.data[relation.app]
+
+
 def read_database(model: ops.Model, relation: ops.Relation, default_name: str) -> DatabaseData:
     """Read the provider's answer; NotReadyError or BadDataError (never holding a credential)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    remote = relation.data[relation.app]
+    remote = provider_app_data(relation)
     endpoints = parse_endpoints(remote.get("endpoints"), name)
     secret_id = remote.get(USER_SECRET_KEY)
     if secret_id:
