@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from juju_local import processes, provider_relations
-from juju_local.model import Secret, SecretRevision, new_secret_xid
+from juju_local.model import SecretRevision
 
 if TYPE_CHECKING:
     from juju_local.deployment import Deployment
@@ -391,10 +391,8 @@ def integrate(deployment: Deployment, endpoint: str) -> int:
     db = server(deployment.state_dir, endpoint)
     provider_relations.require_unrelated(deployment.model, endpoint, DatabaseError)
     db.start()
-    model, unit = deployment.model, f"{db.app}/0"
-    relation_id = model.add_relation(endpoint, db.app, [], db.interface)
-    deployment.fire(f"{endpoint}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{endpoint}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    model = deployment.model
+    relation_id, unit = provider_relations.relate(deployment, endpoint, db.app, db.interface, [])
     if isinstance(db, RedisServer):
         data = {"hostname": db.address, "port": str(db.port)}
         model.set_remote_unit_data(relation_id, unit, data)
@@ -419,17 +417,11 @@ def _answer_database_request(deployment: Deployment, db: Server, relation_id: in
         "version": db.version,
     }
     if "requested-secrets" in request:
-        with model.transaction() as state:
-            secret = Secret(
-                id=f"secret:{new_secret_xid()}",
-                owner=db.app,
-                owner_kind="application",
-                label=f"{db.endpoint}.{relation_id}.user.secret",
-                revisions=[SecretRevision(1, {"username": user, "password": password})],
-                grants={app: relation_id},
-            )
-            state.secrets.append(secret)
-        published["secret-user"] = secret.id
+        label = f"{db.endpoint}.{relation_id}.user.secret"
+        credentials = {"username": user, "password": password}
+        published["secret-user"] = provider_relations.grant_secret(
+            model, db.app, label, credentials, relation_id
+        )
     else:
         published.update(username=user, password=password)
     model.set_remote_app_data(relation_id, published)

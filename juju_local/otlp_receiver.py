@@ -307,10 +307,9 @@ def integrate(deployment: Deployment) -> int:
     provider_relations.require_unrelated(model, ENDPOINT, ReceiverError)
     receiver = Receiver(deployment.state_dir)
     receiver.start()
-    unit = f"{PROVIDER_APP}/0"
-    relation_id = model.add_relation(ENDPOINT, PROVIDER_APP, [], "tracing")
-    deployment.fire(f"{ENDPOINT}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{ENDPOINT}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    relation_id, unit = provider_relations.relate(
+        deployment, ENDPOINT, PROVIDER_APP, "tracing", []
+    )
     request = model.relation(relation_id).app_data.get(model.state().app, {})
     try:
         requested = json.loads(request.get("receivers") or "[]")

@@ -27,10 +27,9 @@ def integrate(deployment: Deployment, endpoint: str) -> int:
     server = SERVERS[endpoint](deployment.state_dir)
     provider_relations.require_unrelated(deployment.model, endpoint, DatabaseError)
     server.start()
-    model, unit = deployment.model, f"{server.app}/0"
-    relation_id = model.add_relation(endpoint, server.app, [unit], server.interface)
-    deployment.fire(f"{endpoint}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{endpoint}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    relation_id, unit = provider_relations.relate(
+        deployment, endpoint, server.app, server.interface, [f"{server.app}/0"]
+    )
     if isinstance(server, object_storage.S3Server):
         object_storage.answer(deployment, server, relation_id)
     elif isinstance(server, mail_relay.SmtpServer):

@@ -181,10 +181,7 @@ def integrate(deployment: Deployment) -> int:
     provider_relations.require_unrelated(model, ENDPOINT, RabbitMQError)
     broker = RabbitServer(deployment.state_dir)
     broker.start()
-    unit = f"{APP}/0"
-    relation_id = model.add_relation(ENDPOINT, APP, [], "rabbitmq")
-    deployment.fire(f"{ENDPOINT}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{ENDPOINT}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    relation_id, unit = provider_relations.relate(deployment, ENDPOINT, APP, "rabbitmq", [])
     request = model.relation(relation_id).app_data.get(model.state().app, {})
     username, vhost = request.get("username"), request.get("vhost")
     if username and vhost:  # otherwise the provider waits, as the charm does
