@@ -65,6 +65,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and every process under it."""
+    found, pending = [pid], [pid]
+    while pending:
+        below = children(pending.pop())
+        found += below
+        pending += below
+    return found
+
+
 def descendant(pid: int, program: str) -> int | None:
     """The first process under `pid` started as `program`."""
     pending = children(pid)

@@ -197,13 +197,7 @@ def _cli(deployment: Deployment, *args: str) -> subprocess.CompletedProcess:
 
 def _pod_processes(deployment: Deployment) -> list[int]:
     """Every process of the workload container, the sandbox included."""
-    sandbox = int(deployment.container.pid_path.read_text())
-    found, pending = [sandbox], [sandbox]
-    while pending:
-        children = processes.children(pending.pop())
-        found += children
-        pending += children
-    return found
+    return processes.tree(int(deployment.container.pid_path.read_text()))
 
 
 def test_the_charm_runs_as_its_charm_user(deployment: Deployment):

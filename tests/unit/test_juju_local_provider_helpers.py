@@ -1,6 +1,7 @@
 """What the emulated providers share: one relation an endpoint, granted secrets, ports, pids."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -66,3 +67,13 @@ def test_running_pid_only_for_a_live_process_and_a_readable_file(tmp_path):
     assert processes.running_pid(pid_path) is None
     pid_path.write_text(f"{os.getpid()} extra words\n")
     assert processes.running_pid(pid_path) == os.getpid()
+
+
+def test_tree_holds_the_process_and_its_children():
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert processes.tree(os.getpid())[0] == os.getpid()
+        assert child.pid in processes.tree(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
