@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from juju_local import processes
-from juju_local.model import Secret, SecretRevision, new_secret_xid
+from juju_local import processes, provider_relations
+from juju_local.model import SecretRevision
 
 if TYPE_CHECKING:
     from juju_local.deployment import Deployment
@@ -48,13 +48,6 @@ START_TIMEOUT = 60.0
 
 class DatabaseError(Exception):
     """A server did not start or did not do what was asked; the message says which."""
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def random_password(length: int = 24) -> str:
@@ -99,11 +92,7 @@ class Server:
     @property
     def port(self) -> int:
         """The server's port, chosen once."""
-        path = self.dir / "port"
-        if not path.exists():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(str(free_port()))
-        return int(path.read_text())
+        return processes.stored_port(self.dir / "port")
 
     @property
     def pid_path(self) -> Path:
@@ -112,11 +101,7 @@ class Server:
 
     def pid(self) -> int | None:
         """The running server's pid, if it runs."""
-        try:
-            pid = int(self.pid_path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if processes.alive(pid) else None
+        return processes.running_pid(self.pid_path)
 
     def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """Run a command as the server's user, seeing the server's directory at /mnt/db."""
@@ -404,13 +389,10 @@ def stop_all(state_dir: Path) -> None:
 def integrate(deployment: Deployment, endpoint: str) -> int:
     """`juju integrate app <endpoint>`: start the server, run the handshake; the relation id."""
     db = server(deployment.state_dir, endpoint)
-    if deployment.model.relations(endpoint):
-        raise DatabaseError(f"{endpoint} is already related (limit 1): remove-relation first")
+    provider_relations.require_unrelated(deployment.model, endpoint, DatabaseError)
     db.start()
-    model, unit = deployment.model, f"{db.app}/0"
-    relation_id = model.add_relation(endpoint, db.app, [], db.interface)
-    deployment.fire(f"{endpoint}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{endpoint}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    model = deployment.model
+    relation_id, unit = provider_relations.relate(deployment, endpoint, db.app, db.interface, [])
     if isinstance(db, RedisServer):
         data = {"hostname": db.address, "port": str(db.port)}
         model.set_remote_unit_data(relation_id, unit, data)
@@ -435,17 +417,11 @@ def _answer_database_request(deployment: Deployment, db: Server, relation_id: in
         "version": db.version,
     }
     if "requested-secrets" in request:
-        with model.transaction() as state:
-            secret = Secret(
-                id=f"secret:{new_secret_xid()}",
-                owner=db.app,
-                owner_kind="application",
-                label=f"{db.endpoint}.{relation_id}.user.secret",
-                revisions=[SecretRevision(1, {"username": user, "password": password})],
-                grants={app: relation_id},
-            )
-            state.secrets.append(secret)
-        published["secret-user"] = secret.id
+        label = f"{db.endpoint}.{relation_id}.user.secret"
+        credentials = {"username": user, "password": password}
+        published["secret-user"] = provider_relations.grant_secret(
+            model, db.app, label, credentials, relation_id
+        )
     else:
         published.update(username=user, password=password)
     model.set_remote_app_data(relation_id, published)
@@ -453,10 +429,7 @@ def _answer_database_request(deployment: Deployment, db: Server, relation_id: in
 
 def relation_id(deployment: Deployment, endpoint: str) -> int:
     """The id of the relation on `endpoint` (there is at most one)."""
-    relations = deployment.model.relations(endpoint)
-    if not relations:
-        raise DatabaseError(f"nothing is related on {endpoint}: integrate it first")
-    return relations[0].id
+    return provider_relations.the_relation(deployment.model, endpoint, DatabaseError).id
 
 
 def rotate_password(deployment: Deployment, endpoint: str) -> None:

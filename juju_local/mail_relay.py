@@ -15,9 +15,8 @@ import mailbox
 import os
 from typing import TYPE_CHECKING
 
-from juju_local import venv_server
+from juju_local import provider_relations, venv_server
 from juju_local.databases import NOBODY, random_password
-from juju_local.model import Secret, SecretRevision, new_secret_xid
 
 if TYPE_CHECKING:
     from juju_local.deployment import Deployment
@@ -54,22 +53,15 @@ class SmtpServer(venv_server.VenvServer):
 def answer(deployment: Deployment, server: SmtpServer, relation_id: int) -> None:
     """Publish the relay and the login, the password in a secret granted to us."""
     model = deployment.model
-    app = model.state().app
-    with model.transaction() as state:
-        secret = Secret(
-            id=f"secret:{new_secret_xid()}",
-            owner=server.app,
-            owner_kind="application",
-            label="password-secret",
-            revisions=[SecretRevision(1, {"password": server.password})],
-            grants={app: relation_id},
-        )
-        state.secrets.append(secret)
+    password = {"password": server.password}
+    secret_id = provider_relations.grant_secret(
+        model, server.app, "password-secret", password, relation_id
+    )
     published = {
         "host": "127.0.0.1",
         "port": str(server.port),
         "user": server.user,
-        "password_id": secret.id,
+        "password_id": secret_id,
         "auth_type": "plain",
         "transport_security": "none",
         "domain": DOMAIN,

@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from juju_local import venv_server
+from juju_local import provider_relations, venv_server
 from juju_local.databases import DatabaseError
-from juju_local.model import Secret, SecretRevision, new_secret_xid
 
 if TYPE_CHECKING:
     from juju_local.deployment import Deployment
@@ -90,17 +89,10 @@ def answer(deployment: Deployment, server: S3Server, relation_id: int) -> None:
         "s3-api-version": "4",
     }
     if "requested-secrets" in request:
-        with model.transaction() as state:
-            secret = Secret(
-                id=f"secret:{new_secret_xid()}",
-                owner=server.app,
-                owner_kind="application",
-                label=f"s3.{relation_id}.extra.secret",
-                revisions=[SecretRevision(1, keys)],
-                grants={app: relation_id},
-            )
-            state.secrets.append(secret)
-        published["secret-extra"] = secret.id
+        label = f"s3.{relation_id}.extra.secret"
+        published["secret-extra"] = provider_relations.grant_secret(
+            model, server.app, label, keys, relation_id
+        )
     else:
         published.update(keys)
     model.set_remote_app_data(relation_id, published)

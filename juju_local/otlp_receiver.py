@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from juju_local import processes
+from juju_local import processes, provider_relations
 
 if TYPE_CHECKING:
     from juju_local.deployment import Deployment
@@ -244,13 +244,7 @@ class Receiver:
     @property
     def port(self) -> int:
         """Its port, chosen once."""
-        path = self.dir / "port"
-        if not path.exists():
-            from juju_local.databases import free_port
-
-            self.dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(str(free_port()))
-        return int(path.read_text())
+        return processes.stored_port(self.dir / "port")
 
     @property
     def url(self) -> str:
@@ -259,11 +253,7 @@ class Receiver:
 
     def pid(self) -> int | None:
         """The running receiver's pid, if it runs."""
-        try:
-            pid = int(self.pid_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if processes.alive(pid) else None
+        return processes.running_pid(self.pid_path)
 
     def start(self) -> None:
         """Start it unless it runs; wait until it listens."""
@@ -314,14 +304,12 @@ def integrate(deployment: Deployment) -> int:
     it serves (here only OTLP/HTTP), once the request is there.
     """
     model = deployment.model
-    if model.relations(ENDPOINT):
-        raise ReceiverError(f"{ENDPOINT} is already related (limit 1): remove-relation first")
+    provider_relations.require_unrelated(model, ENDPOINT, ReceiverError)
     receiver = Receiver(deployment.state_dir)
     receiver.start()
-    unit = f"{PROVIDER_APP}/0"
-    relation_id = model.add_relation(ENDPOINT, PROVIDER_APP, [], "tracing")
-    deployment.fire(f"{ENDPOINT}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{ENDPOINT}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    relation_id, unit = provider_relations.relate(
+        deployment, ENDPOINT, PROVIDER_APP, "tracing", []
+    )
     request = model.relation(relation_id).app_data.get(model.state().app, {})
     try:
         requested = json.loads(request.get("receivers") or "[]")
@@ -336,10 +324,8 @@ def integrate(deployment: Deployment) -> int:
 
 def remove_relation(deployment: Deployment) -> None:
     """`juju remove-relation app tempo` (the receiver keeps running until `remove`)."""
-    relations = deployment.model.relations(ENDPOINT)
-    if not relations:
-        raise ReceiverError(f"nothing is related on {ENDPOINT}: integrate it first")
-    deployment.remove_relation(relations[0].id)
+    relation = provider_relations.the_relation(deployment.model, ENDPOINT, ReceiverError)
+    deployment.remove_relation(relation.id)
 
 
 def describe(state_dir: Path) -> list[str]:

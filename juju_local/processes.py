@@ -8,6 +8,30 @@ import time
 from pathlib import Path
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stored_port(path: Path) -> int:
+    """The port kept in `path`: a free one, chosen and written there the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(free_port()))
+    return int(path.read_text())
+
+
+def running_pid(pid_path: Path) -> int | None:
+    """The pid written first in `pid_path`, if that process runs."""
+    try:
+        pid = int(pid_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if alive(pid) else None
+
+
 def alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, ended but not yet reaped, does not count)."""
     try:
@@ -38,6 +62,16 @@ def children(pid: int) -> list[int]:
                 continue
             if parent == pid:
                 found.append(int(entry.name))
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every process under it."""
+    found, pending = [pid], [pid]
+    while pending:
+        below = children(pending.pop())
+        found += below
+        pending += below
     return found
 
 

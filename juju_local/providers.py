@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from juju_local import mail_relay, object_storage
+from juju_local import mail_relay, object_storage, provider_relations
 from juju_local.databases import DatabaseError, Server
 
 if TYPE_CHECKING:
@@ -25,13 +25,11 @@ SERVERS: dict[str, type[Server]] = {
 def integrate(deployment: Deployment, endpoint: str) -> int:
     """`juju integrate app <endpoint>`: start the server, run the handshake; the relation id."""
     server = SERVERS[endpoint](deployment.state_dir)
-    if deployment.model.relations(endpoint):
-        raise DatabaseError(f"{endpoint} is already related (limit 1): remove-relation first")
+    provider_relations.require_unrelated(deployment.model, endpoint, DatabaseError)
     server.start()
-    model, unit = deployment.model, f"{server.app}/0"
-    relation_id = model.add_relation(endpoint, server.app, [unit], server.interface)
-    deployment.fire(f"{endpoint}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{endpoint}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    relation_id, unit = provider_relations.relate(
+        deployment, endpoint, server.app, server.interface, [f"{server.app}/0"]
+    )
     if isinstance(server, object_storage.S3Server):
         object_storage.answer(deployment, server, relation_id)
     elif isinstance(server, mail_relay.SmtpServer):
@@ -42,10 +40,8 @@ def integrate(deployment: Deployment, endpoint: str) -> int:
 
 def remove_relation(deployment: Deployment, endpoint: str) -> None:
     """`juju remove-relation app <endpoint>` (the server keeps running until `remove`)."""
-    relations = deployment.model.relations(endpoint)
-    if not relations:
-        raise DatabaseError(f"nothing is related on {endpoint}: integrate it first")
-    deployment.remove_relation(relations[0].id)
+    relation = provider_relations.the_relation(deployment.model, endpoint, DatabaseError)
+    deployment.remove_relation(relation.id)
 
 
 def stop_all(state_dir: Path) -> None:

@@ -25,8 +25,9 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from juju_local import databases
-from juju_local.databases import INSIDE, DatabaseError, free_port, random_password
+from juju_local import databases, provider_relations
+from juju_local.databases import INSIDE, DatabaseError, random_password
+from juju_local.processes import free_port
 
 if TYPE_CHECKING:
     from juju_local.deployment import Deployment
@@ -177,14 +178,10 @@ class RabbitServer(databases.Server):
 def integrate(deployment: Deployment) -> int:
     """`juju integrate app rabbitmq-k8s`: start the broker, run the handshake; the relation id."""
     model = deployment.model
-    if model.relations(ENDPOINT):
-        raise RabbitMQError(f"{ENDPOINT} is already related (limit 1): remove-relation first")
+    provider_relations.require_unrelated(model, ENDPOINT, RabbitMQError)
     broker = RabbitServer(deployment.state_dir)
     broker.start()
-    unit = f"{APP}/0"
-    relation_id = model.add_relation(ENDPOINT, APP, [], "rabbitmq")
-    deployment.fire(f"{ENDPOINT}-relation-created", relation_id=relation_id)
-    deployment.fire(f"{ENDPOINT}-relation-joined", relation_id=relation_id, remote_unit=unit)
+    relation_id, unit = provider_relations.relate(deployment, ENDPOINT, APP, "rabbitmq", [])
     request = model.relation(relation_id).app_data.get(model.state().app, {})
     username, vhost = request.get("username"), request.get("vhost")
     if username and vhost:  # otherwise the provider waits, as the charm does
@@ -197,11 +194,9 @@ def integrate(deployment: Deployment) -> int:
 
 def remove_relation(deployment: Deployment) -> None:
     """`juju remove-relation app rabbitmq`: the hooks, then the provider deletes the user."""
-    relations = deployment.model.relations(ENDPOINT)
-    if not relations:
-        raise RabbitMQError(f"nothing is related on {ENDPOINT}: integrate it first")
-    username = relations[0].app_data.get(deployment.model.state().app, {}).get("username")
-    deployment.remove_relation(relations[0].id)
+    relation = provider_relations.the_relation(deployment.model, ENDPOINT, RabbitMQError)
+    username = relation.app_data.get(deployment.model.state().app, {}).get("username")
+    deployment.remove_relation(relation.id)
     if username:
         RabbitServer(deployment.state_dir).delete_user(username)
 

@@ -131,11 +131,7 @@ class WorkloadContainer:
                     process.wait()
 
     def _sandbox_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if processes.alive(pid) else None
+        return processes.running_pid(self.pid_path)
 
     @property
     def running(self) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 import ops
 
-from status import StatusError
+from status import StatusError, operator_secret
 from workload import RESERVED_NAMES, env_value
 
 CHARM_OPTIONS = frozenset({"worker-type", "migration-timeout"})
@@ -216,15 +216,7 @@ class InvalidAppOptionsError(ValueError):
 
 def read_secret(model: ops.Model, app: str, option: str, secret_id: str) -> dict[str, str]:
     """`FLASK_<OPTION>_<KEY>` for each key of the secret; StatusError (Blocked) if unusable."""
-    try:
-        content = model.get_secret(id=secret_id).get_content(refresh=True)
-    except ops.ModelError:  # includes SecretNotFoundError; also "permission denied"
-        raise StatusError(
-            ops.BlockedStatus(
-                f"{option}: secret {secret_id} not found or not granted: "
-                f"juju grant-secret {secret_id} {app}"
-            )
-        ) from None
+    content = operator_secret(model, app, option, secret_id)
 
     def unusable(why: str) -> StatusError:
         return StatusError(ops.BlockedStatus(f"{option}: secret {secret_id} must hold {why}"))

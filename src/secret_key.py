@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import ops
 
-from status import StatusError
+from status import StatusError, operator_secret
 
 if TYPE_CHECKING:
     from config import FlaskConfig
@@ -119,15 +119,9 @@ class SecretKey:
         return problems
 
     def _user_key(self, secret_id: str) -> str:
-        try:
-            content = self._model.get_secret(id=secret_id).get_content(refresh=True)
-        except ops.ModelError:  # includes SecretNotFoundError; also "permission denied"
-            raise SecretKeyError(
-                ops.BlockedStatus(
-                    f"flask-secret-key-id: secret {secret_id} not found or not granted: "
-                    f"juju grant-secret {secret_id} {self._app.name}"
-                )
-            ) from None
+        content = operator_secret(
+            self._model, self._app.name, "flask-secret-key-id", secret_id, SecretKeyError
+        )
         value = content.get("value")
         if not value:
             raise SecretKeyError(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import ops
 
 from charms.flask_k8s.v0 import databags
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
+from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError, provider_app_data
 from integrations import provider_values
 
 ENDPOINT = "oauth"
@@ -141,9 +141,7 @@ def read(charm: ops.CharmBase, relation: ops.Relation) -> Client:
     name = relation.name
     _, scopes = _options(charm)
     redirect_uri(charm)  # ingress first: without it the provider can never answer
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    data = relation.data[relation.app]
+    data = provider_app_data(relation)
     provider_values.required(data, (*PROVIDER_URLS, "client_id", "client_secret_id"), name)
     urls = {
         key: provider_values.url(data[key], key, name, ("http", "https")) for key in PROVIDER_URLS

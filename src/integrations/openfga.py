@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import ops
 
 from charms.flask_k8s.v0 import databags
-from charms.flask_k8s.v0.database_requires import NotReadyError
+from charms.flask_k8s.v0.database_requires import NotReadyError, provider_app_data
 from integrations import provider_values
 
 ENDPOINT = "openfga"
@@ -48,9 +48,7 @@ def request(charm: ops.CharmBase, relation: ops.Relation) -> None:
 def read(charm: ops.CharmBase, relation: ops.Relation) -> Store:
     """The store the provider created for us (NotReadyError/BadDataError until it is usable)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    data = relation.data[relation.app]
+    data = provider_app_data(relation)
     provider_values.required(data, ("grpc_api_url", "http_api_url", "store_id"), name)
     if not data.get("token_secret_id") and not data.get("token"):
         raise NotReadyError(f"waiting for the {name} relation to publish its token")

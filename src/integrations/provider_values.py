@@ -6,15 +6,12 @@ credential, and the messages end up in status and logs.
 
 from __future__ import annotations
 
-import logging
 import urllib.parse
 from collections.abc import Mapping
 
 import ops
 
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
-
-logger = logging.getLogger(__name__)
+from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError, secret_content
 
 MAX_URL_CHARS = 2048
 MAX_VALUE_CHARS = 4096
@@ -61,19 +58,7 @@ def url(value: str, key: str, relation_name: str, schemes: tuple[str, ...] = ())
 
 def secret_field(model: ops.Model, secret_id: str, field: str, relation_name: str) -> str:
     """The newest `field` of a secret the provider granted us (NotReady until it has)."""
-    try:
-        content = model.get_secret(id=secret_id).get_content(refresh=True)
-    except ops.SecretNotFoundError:
-        raise BadDataError(
-            f"the secret the {relation_name} relation names does not exist: remove the "
-            f"relation and integrate again"
-        ) from None
-    except ops.ModelError as exc:  # most often not granted to us yet
-        logger.info("cannot read the %s secret yet: %s", relation_name, type(exc).__name__)
-        raise NotReadyError(
-            f"waiting for access to the secret of the {relation_name} relation "
-            f"(the provider must grant it)"
-        ) from None
+    content = secret_content(model, secret_id, relation_name, what="secret")
     value = content.get(field)
     if not value:
         raise BadDataError(

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import ops
 
 from charms.flask_k8s.v0 import databags
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
+from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError, provider_app_data
 from integrations import database
 
 ENDPOINT = "rabbitmq"
@@ -81,9 +81,7 @@ def _host(raw: str, relation_name: str) -> str:
 def read(charm: ops.CharmBase, relation: ops.Relation) -> Broker:
     """The broker's answer: the app databag (rabbitmq-k8s), else the units' (rabbitmq-server)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    app_data = relation.data[relation.app]
+    app_data = provider_app_data(relation)
     units = sorted(relation.units, key=lambda unit: unit.name)
     unit_data = [relation.data[unit] for unit in units]
     hostname, password = app_data.get("hostname"), app_data.get("password")

@@ -25,8 +25,12 @@ from dataclasses import dataclass
 import ops
 
 from charms.flask_k8s.v0 import databags
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
-from integrations import provider_secret
+from charms.flask_k8s.v0.database_requires import (
+    BadDataError,
+    NotReadyError,
+    provider_app_data,
+    secret_content,
+)
 
 ENDPOINT = "s3"
 ENV_PREFIX = "S3_"
@@ -66,9 +70,7 @@ def request(charm: ops.CharmBase, relation: ops.Relation) -> None:
 def read(charm: ops.CharmBase, relation: ops.Relation) -> S3Data:
     """The bucket and keys the provider published (NotReadyError/BadDataError until usable)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    remote = relation.data[relation.app]
+    remote = provider_app_data(relation)
     has_keys = remote.get(SECRET_ID_KEY) or any(remote.get(key) for key in SECRET_FIELDS)
     missing = [
         what for what, ok in (("bucket", remote.get("bucket")), ("keys", has_keys)) if not ok
@@ -107,7 +109,7 @@ def env(value: S3Data) -> dict[str, str]:
 
 def _keys(model: ops.Model, remote: ops.RelationDataContent, name: str) -> tuple[str, str]:
     secret_id = remote.get(SECRET_ID_KEY)
-    source = provider_secret.content(model, secret_id, name) if secret_id else remote
+    source = secret_content(model, secret_id, name) if secret_id else remote
     access_key, secret_key = (source.get(key) for key in SECRET_FIELDS)
     if not access_key or not secret_key:
         lacking = SECRET_FIELDS[0] if not access_key else SECRET_FIELDS[1]

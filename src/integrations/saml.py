@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import ops
 
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
+from charms.flask_k8s.v0.database_requires import BadDataError, provider_app_data
 from integrations import provider_values
 
 ENDPOINT = "saml"
@@ -43,9 +43,7 @@ class IdentityProvider:
 def read(_charm: ops.CharmBase, relation: ops.Relation) -> IdentityProvider:
     """The identity provider's details (NotReadyError/BadDataError until usable)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    data = relation.data[relation.app]
+    data = provider_app_data(relation)
     provider_values.required(data, ("entity_id", "x509certs"), name)
     entity_id = data["entity_id"]
     if len(entity_id) > MAX_ENTITY_ID_CHARS or not entity_id.isprintable():

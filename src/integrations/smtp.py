@@ -18,8 +18,12 @@ from dataclasses import dataclass
 
 import ops
 
-from charms.flask_k8s.v0.database_requires import BadDataError, NotReadyError
-from integrations import provider_secret
+from charms.flask_k8s.v0.database_requires import (
+    BadDataError,
+    NotReadyError,
+    provider_app_data,
+    secret_content,
+)
 
 ENDPOINT = "smtp"
 ENV_PREFIX = "SMTP_"
@@ -48,9 +52,7 @@ class SmtpData:
 def read(charm: ops.CharmBase, relation: ops.Relation) -> SmtpData:
     """The relay the provider published (NotReadyError/BadDataError until usable)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    remote = relation.data[relation.app]
+    remote = provider_app_data(relation)
     missing = [field for field in REQUIRED if not remote.get(field)]
     if missing:
         raise NotReadyError(f"waiting for the {name} relation to publish its {', '.join(missing)}")
@@ -104,7 +106,7 @@ def _password(model: ops.Model, remote: ops.RelationDataContent, name: str) -> s
     secret_id = remote.get("password_id")
     if not secret_id:
         return _optional(remote, "password", name)
-    password = provider_secret.content(model, secret_id, name).get("password")
+    password = secret_content(model, secret_id, name).get("password")
     if not password:
         raise _invalid("password secret", name, "it has no password field")
     return _checked(password, "password", name)

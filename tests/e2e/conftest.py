@@ -2,6 +2,7 @@
 
 import pytest
 
+from juju_local.deployment import Deployment
 from tests.e2e import rock_runner
 
 
@@ -39,6 +40,18 @@ def sample_rock(request, tmp_path_factory):
 def sample_rock_sync(request, tmp_path_factory):
     """The sample rock, run with `--args flask sync`."""
     yield from _run(request, tmp_path_factory, "flask", "sync")
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """The sample rock deployed with the charm; removed (with its servers) after the module.
+
+    A module needing another rock, config or unit count defines its own `deployment`.
+    """
+    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
+    deployed.deploy()
+    yield deployed
+    deployed.remove()
 
 
 @pytest.fixture(autouse=True)

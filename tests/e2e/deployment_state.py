@@ -1,5 +1,7 @@
 """What e2e tests read back from a `juju_local` deployment."""
 
+import yaml
+
 from juju_local.deployment import Deployment
 
 
@@ -12,3 +14,9 @@ def unit_status(deployment: Deployment) -> tuple[str, str]:
 def service_starts(deployment: Deployment) -> int:
     """How many times the pod's Pebble has started the `flask` service."""
     return deployment.container.log_path.read_text().count('Service "flask" starting')
+
+
+def service_env(deployment: Deployment, service: str = "flask") -> dict[str, str]:
+    """A Pebble service's environment, as the pod's current plan has it."""
+    plan = yaml.safe_load(deployment.container.pebble("plan").stdout)
+    return plan["services"][service].get("environment") or {}

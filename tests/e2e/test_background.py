@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from juju_local import databases
 from juju_local.deployment import Deployment
@@ -27,25 +26,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """The sample rock deployed with the charm; removed (Redis too) after the module."""
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
-    deployed.deploy()
-    yield deployed
-    deployed.remove()
-
-
 def _services(deployment: Deployment) -> dict[str, tuple[str, str]]:
     """`pebble services`: name -> (startup, current)."""
     output = deployment.container.pebble("services").stdout
     rows = (line.split() for line in output.splitlines()[1:])
     return {row[0]: (row[1], row[2]) for row in rows if len(row) >= 3}
-
-
-def _plan_env(deployment: Deployment, service: str) -> dict[str, str]:
-    plan = yaml.safe_load(deployment.container.pebble("plan").stdout)
-    return plan["services"][service].get("environment") or {}
 
 
 def _starts(deployment: Deployment, service: str) -> int:
@@ -87,15 +72,15 @@ def test_without_redis_the_app_serves_and_workers_wait_quietly(deployment):
     assert _json("/ticks")[0] == 503
     assert deployment_state.unit_status(deployment) == ("active", "")
     assert _starts(deployment, WORKER) == 1  # idle, not failing and restarting
-    worker_env = _plan_env(deployment, WORKER)
+    worker_env = deployment_state.service_env(deployment, WORKER)
     assert worker_env["FLASK_SECRET_KEY"] and "FLASK_BASE_URL" in worker_env
 
 
 def test_worker_runs_the_task_the_app_enqueues_on_redis(deployment):
     databases.integrate(deployment, "redis")
-    url = _plan_env(deployment, "flask")["REDIS_DB_CONNECT_STRING"]
-    assert _plan_env(deployment, WORKER)["REDIS_DB_CONNECT_STRING"] == url
-    assert _plan_env(deployment, SCHEDULER)["REDIS_DB_CONNECT_STRING"] == url
+    url = deployment_state.service_env(deployment, "flask")["REDIS_DB_CONNECT_STRING"]
+    assert deployment_state.service_env(deployment, WORKER)["REDIS_DB_CONNECT_STRING"] == url
+    assert deployment_state.service_env(deployment, SCHEDULER)["REDIS_DB_CONNECT_STRING"] == url
 
     status, body = _post("/tasks", {"text": "hello"})
     assert status == 202, body
@@ -129,7 +114,7 @@ def test_flask_option_restarts_the_workers_not_the_app(deployment):
         WORKER: before[WORKER] + 1,
         SCHEDULER: before[SCHEDULER] + 1,
     }
-    assert _plan_env(deployment, WORKER)["FLASK_ENV"] == "staging"
+    assert deployment_state.service_env(deployment, WORKER)["FLASK_ENV"] == "staging"
     assert _services(deployment)[WORKER] == ("enabled", "active")
     first = _ticks()
     assert rock_runner.wait_until(lambda: _ticks() > first, 30.0)  # back at work

@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from juju_local import databases, processes
 from juju_local.deployment import Deployment
@@ -22,20 +21,6 @@ pytestmark = pytest.mark.skipif(
     not Path("/usr/lib/postgresql").is_dir(),
     reason="Debian's postgresql, mariadb-server and redis-server are needed (scripts/bootstrap)",
 )
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """The sample rock deployed with the charm; removed (servers too) after the module."""
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
-    deployed.deploy()
-    yield deployed
-    deployed.remove()
-
-
-def _app_env(deployment: Deployment) -> dict[str, str]:
-    plan = yaml.safe_load(deployment.container.pebble("plan").stdout)
-    return plan["services"]["flask"].get("environment") or {}
 
 
 def _items() -> dict:
@@ -95,7 +80,7 @@ class TestDatabase:
         databases.integrate(deployment, endpoint)
 
         assert deployment_state.unit_status(deployment) == ("active", "")
-        env = _app_env(deployment)
+        env = deployment_state.service_env(deployment)
         prefix = endpoint.upper()
         assert env[f"{prefix}_DB_NAME"] == "flask-k8s"
         items = _items()
@@ -123,7 +108,7 @@ class TestDatabase:
 
         after = _password(deployment, endpoint)
         assert after != before
-        assert _app_env(deployment)[f"{endpoint.upper()}_DB_PASSWORD"] == after
+        assert deployment_state.service_env(deployment)[f"{endpoint.upper()}_DB_PASSWORD"] == after
         assert deployment_state.service_starts(deployment) == starts + 1
         _add_item(f"after-rotation-{endpoint}")
         assert f"after-rotation-{endpoint}" in _names(_items())
@@ -134,7 +119,11 @@ class TestDatabase:
 
         databases.remove_relation(deployment, endpoint)
 
-        assert not [key for key in _app_env(deployment) if key.startswith(endpoint.upper())]
+        assert not [
+            key
+            for key in deployment_state.service_env(deployment)
+            if key.startswith(endpoint.upper())
+        ]
         assert deployment_state.service_starts(deployment) == starts + 1
         # Back on the SQLite fallback, which lives in the pod's /tmp: after the upgrade above
         # (a fresh pod) it has no table until something migrates it again, hence "backend".
@@ -147,7 +136,9 @@ def test_redis_counts_visits(deployment):
 
     databases.integrate(deployment, "redis")
 
-    assert _app_env(deployment)["REDIS_DB_CONNECT_STRING"].startswith("redis://127.0.0.1:")
+    assert deployment_state.service_env(deployment)["REDIS_DB_CONNECT_STRING"].startswith(
+        "redis://127.0.0.1:"
+    )
     first = json.loads(rock_runner.get("/visits")[1])["visits"]
     second = json.loads(rock_runner.get("/visits")[1])["visits"]
     assert second == first + 1

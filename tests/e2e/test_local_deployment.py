@@ -24,15 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 READY = 30.0
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """The sample rock deployed with the charm; removed after the module."""
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
-    deployed.deploy()
-    yield deployed
-    deployed.remove()
-
-
 def _checks(deployment: Deployment) -> dict[str, tuple[str, int]]:
     """Each Pebble check's status and success count, from `pebble checks`."""
     rows = deployment.container.pebble("checks").stdout.splitlines()[1:]
@@ -206,13 +197,7 @@ def _cli(deployment: Deployment, *args: str) -> subprocess.CompletedProcess:
 
 def _pod_processes(deployment: Deployment) -> list[int]:
     """Every process of the workload container, the sandbox included."""
-    sandbox = int(deployment.container.pid_path.read_text())
-    found, pending = [sandbox], [sandbox]
-    while pending:
-        children = processes.children(pending.pop())
-        found += children
-        pending += children
-    return found
+    return processes.tree(int(deployment.container.pid_path.read_text()))
 
 
 def test_the_charm_runs_as_its_charm_user(deployment: Deployment):

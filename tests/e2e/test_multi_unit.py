@@ -55,13 +55,7 @@ def _units(deployment: Deployment) -> dict[str, tuple[str, str, bool]]:
 
 
 def _pod_processes(deployment: Deployment, unit: str) -> list[int]:
-    sandbox = int(deployment.pod(unit_number(unit)).pid_path.read_text())
-    found, pending = [sandbox], [sandbox]
-    while pending:
-        children = processes.children(pending.pop())
-        found += children
-        pending += children
-    return found
+    return processes.tree(int(deployment.pod(unit_number(unit)).pid_path.read_text()))
 
 
 def test_two_units_are_active_and_each_serves_on_its_own_address(deployment):

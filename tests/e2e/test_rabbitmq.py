@@ -10,10 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from juju_local import processes, rabbitmq
-from juju_local.deployment import Deployment
 from tests.e2e import deployment_state, rock_runner
 
 READY = 60.0
@@ -21,20 +19,6 @@ pytestmark = pytest.mark.skipif(
     not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() or not shutil.which("epmd"),
     reason="Debian's rabbitmq-server is needed (scripts/bootstrap)",
 )
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """The sample rock deployed with the charm; removed (broker too) after the module."""
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
-    deployed.deploy()
-    yield deployed
-    deployed.remove()
-
-
-def _app_env(deployment: Deployment) -> dict[str, str]:
-    plan = yaml.safe_load(deployment.container.pebble("plan").stdout)
-    return plan["services"]["flask"].get("environment") or {}
 
 
 def _round_trip() -> tuple[int, dict]:
@@ -49,7 +33,7 @@ def test_integrate_gives_the_app_a_broker_it_can_use(deployment):
     rabbitmq.integrate(deployment)
 
     assert deployment_state.unit_status(deployment) == ("active", "")
-    env = _app_env(deployment)
+    env = deployment_state.service_env(deployment)
     broker = rabbitmq.RabbitServer(deployment.state_dir)
     assert env["RABBITMQ_CONNECT_STRING"].startswith("amqp://flask-k8s:")
     assert env["RABBITMQ_CONNECT_STRING"].endswith(f"@{broker.address}:5672/%2F")
@@ -61,7 +45,7 @@ def test_integrate_gives_the_app_a_broker_it_can_use(deployment):
 
 
 def test_password_is_in_no_log_status_or_databag_of_ours(deployment):
-    password = _app_env(deployment)["RABBITMQ_PASSWORD"]
+    password = deployment_state.service_env(deployment)["RABBITMQ_PASSWORD"]
 
     logs = "\n".join(str(line) for line in deployment.model.log_lines())
     ours = deployment.model.state().app
@@ -86,7 +70,9 @@ def test_remove_relation_drops_variables_with_one_restart_and_the_user(deploymen
 
     rabbitmq.remove_relation(deployment)
 
-    assert not [key for key in _app_env(deployment) if key.startswith("RABBITMQ_")]
+    assert not [
+        key for key in deployment_state.service_env(deployment) if key.startswith("RABBITMQ_")
+    ]
     assert deployment_state.service_starts(deployment) == starts + 1
     assert _round_trip()[0] == 503
     assert "flask-k8s" not in rabbitmq.RabbitServer(deployment.state_dir).users()

@@ -12,7 +12,6 @@ import urllib.request
 import uuid
 
 import pytest
-import yaml
 
 from juju_local import mail_relay, object_storage, processes, providers, venv_server
 from juju_local.databases import DatabaseError
@@ -24,20 +23,6 @@ pytestmark = pytest.mark.skipif(
     not (venv_server.VENV / "bin" / "python").exists(),
     reason="moto and aiosmtpd are needed in .cache/servers-venv (scripts/bootstrap)",
 )
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """The sample rock deployed with the charm; removed (servers too) after the module."""
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
-    deployed.deploy()
-    yield deployed
-    deployed.remove()
-
-
-def _app_env(deployment: Deployment) -> dict[str, str]:
-    plan = yaml.safe_load(deployment.container.pebble("plan").stdout)
-    return plan["services"]["flask"].get("environment") or {}
 
 
 def _send(method: str, path: str, body: bytes, content_type: str) -> tuple[int, str]:
@@ -81,7 +66,7 @@ def test_s3_the_sample_stores_and_reads_an_object(deployment):
     providers.integrate(deployment, "s3")
 
     assert deployment_state.unit_status(deployment) == ("active", "")
-    env = _app_env(deployment)
+    env = deployment_state.service_env(deployment)
     assert env["S3_BUCKET"] == "flask-k8s"  # the bucket our app asked for
     assert env["S3_ADDRESSING_STYLE"] == "path"
     content = f"stored {uuid.uuid4()}".encode()
@@ -106,7 +91,7 @@ def test_smtp_the_server_receives_the_mail_the_sample_sends(deployment):
     providers.integrate(deployment, "smtp")
 
     assert deployment_state.unit_status(deployment) == ("active", "")
-    env = _app_env(deployment)
+    env = deployment_state.service_env(deployment)
     assert env["SMTP_AUTH_TYPE"] == "plain"
     subject = f"hello {uuid.uuid4()}"
     assert _mail(subject)[0] == 202
@@ -125,7 +110,7 @@ def test_remove_relation_drops_variables_with_one_restart(deployment, endpoint, 
     providers.remove_relation(deployment, endpoint)
 
     prefix = f"{endpoint.upper()}_"
-    assert not [key for key in _app_env(deployment) if key.startswith(prefix)]
+    assert not [key for key in deployment_state.service_env(deployment) if key.startswith(prefix)]
     assert deployment_state.service_starts(deployment) == starts + 1
     assert deployment_state.unit_status(deployment) == ("active", "")
     assert rock_runner.wait_until(lambda: rock_runner.get_or_none("/") == 200, READY)

@@ -13,9 +13,6 @@ import re
 import urllib.request
 import uuid
 
-import pytest
-import yaml
-
 from juju_local import cli, otlp_receiver
 from juju_local.deployment import Deployment
 from tests.e2e import deployment_state, rock_runner
@@ -24,18 +21,8 @@ READY = 60.0
 ROUTE = "/status/<int:code>"
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """The sample rock deployed with the charm; removed (receiver too) after the module."""
-    deployed = Deployment(tmp_path_factory.mktemp("local-juju") / "default")
-    deployed.deploy()
-    yield deployed
-    deployed.remove()
-
-
 def _otel_env(deployment: Deployment) -> dict[str, str]:
-    plan = yaml.safe_load(deployment.container.pebble("plan").stdout)
-    env = plan["services"]["flask"].get("environment") or {}
+    env = deployment_state.service_env(deployment)
     return {key: value for key, value in env.items() if key.startswith("OTEL_")}
 
 

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from juju_local import otlp_receiver
-from juju_local.databases import free_port
 from juju_local.otlp_receiver import WireError, decode_spans
+from juju_local.processes import free_port
 
 
 def varint(value: int) -> bytes:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 import ops
 from ops import testing
 
+from tests.unit.charm.provider_answer import granted_secret
+
 with warnings.catch_warnings():  # pydantic warns about the library's own field declarations
     warnings.simplefilter("ignore")
     from dpcharmlibs.interfaces import (
@@ -81,10 +83,5 @@ def data_platform_provider(
             testing.State(leader=True, relations={relation}),
         )
     app_data = dict(out.get_relation(relation.id).local_app_data)
-    secret = None
-    secret_id = app_data.get("secret-user")
-    if secret_id:
-        owned = next(s for s in out.secrets if s.id == secret_id)
-        content = dict(owned.latest_content or owned.tracked_content)
-        secret = testing.Secret(content, id=secret_id, label=None, owner=None)
+    secret = granted_secret(out, app_data.get("secret-user"))
     return Answer(app_data, secret)

@@ -16,6 +16,8 @@ import ops
 from charmlibs.interfaces.oauth import ClientCreatedEvent, OAuthProvider
 from ops import testing
 
+from tests.unit.charm.provider_answer import granted_secret
+
 ISSUER = "https://iam.example.com"
 ENDPOINTS = {
     "issuer_url": ISSUER,
@@ -78,10 +80,5 @@ def oauth_provider(request: Mapping[str, str], *, client_secret: str = "s3cret")
         testing.State(leader=True, relations={relation}),
     )
     app_data = dict(out.get_relation(relation.id).local_app_data)
-    secret = None
-    secret_id = app_data.get("client_secret_id")
-    if secret_id:
-        owned = next(s for s in out.secrets if s.id == secret_id)
-        content = dict(owned.latest_content or owned.tracked_content)
-        secret = testing.Secret(content, id=secret_id, label=None, owner=None)
+    secret = granted_secret(out, app_data.get("client_secret_id"))
     return Answer(app_data, secret, seen)

@@ -19,6 +19,8 @@ from charmlibs.interfaces.openfga import (
 )
 from ops import testing
 
+from tests.unit.charm.provider_answer import granted_secret
+
 GRPC_URL = "http://10.1.0.9:8081"
 HTTP_URL = "http://10.1.0.9:8080"
 
@@ -72,10 +74,5 @@ def openfga_provider(
         testing.State(leader=True, relations={relation}),
     )
     app_data = dict(out.get_relation(relation.id).local_app_data)
-    secret = None
-    secret_id = app_data.get("token_secret_id")
-    if secret_id:
-        owned = next(s for s in out.secrets if s.id == secret_id)
-        content = dict(owned.latest_content or owned.tracked_content)
-        secret = testing.Secret(content, id=secret_id, label=None, owner=None)
+    secret = granted_secret(out, app_data.get("token_secret_id"))
     return Answer(app_data, secret, seen.get("store_name"))

@@ -13,8 +13,9 @@ import pathlib
 import pytest
 from ops import testing
 
+from tests.unit.charm import integration_helpers as helpers
 from tests.unit.charm.oauth_provider import ENDPOINTS, ISSUER, Answer, oauth_provider
-from tests.unit.charm.test_charm import flask_service, settled_state
+from tests.unit.charm.test_charm import settled_state
 
 INGRESS_URL = "http://ingress/shop-flask-k8s"
 CLIENT_SECRET = "cl1ent-s3cr3t"
@@ -26,8 +27,7 @@ def ingress(url: str | None = INGRESS_URL) -> testing.Relation:
 
 
 def oauth_vars(out: testing.State) -> dict[str, str]:
-    env = flask_service(out).environment
-    return {key: value for key, value in env.items() if key.startswith("FLASK_OAUTH_")}
+    return helpers.app_vars(out, "FLASK_OAUTH_")
 
 
 def our_request(ctx, charm_dir: pathlib.Path, **kwargs) -> dict[str, str]:
@@ -207,7 +207,4 @@ def test_client_secret_appears_in_no_log_databag_or_status(ctx, charm_dir):
     out = served(ctx, charm_dir)
     assert oauth_vars(out)["FLASK_OAUTH_CLIENT_SECRET"] == CLIENT_SECRET
 
-    texts = [line.message for line in ctx.juju_log] + [out.unit_status.message]
-    for relation in out.relations:
-        texts += [str(dict(relation.local_app_data)), str(dict(relation.local_unit_data))]
-    assert not [text for text in texts if "s3cr3t" in text]
+    assert not helpers.leaks(ctx, out, "s3cr3t")

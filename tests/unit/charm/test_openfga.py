@@ -13,24 +13,19 @@ import ops
 import pytest
 from ops import testing
 
+from tests.unit.charm import integration_helpers as helpers
 from tests.unit.charm.openfga_provider import GRPC_URL, HTTP_URL, Answer, openfga_provider
-from tests.unit.charm.test_charm import flask_service, settled_state
 
 APP = "flask-k8s"
 TOKEN = "fga-T0ken-s3cr3t"
 
 
 def fga_vars(out: testing.State) -> dict[str, str]:
-    env = flask_service(out).environment
-    return {key: value for key, value in env.items() if key.startswith("FGA_")}
+    return helpers.app_vars(out, "FGA_")
 
 
 def our_request(ctx, charm_dir: pathlib.Path) -> dict[str, str]:
-    relation = testing.Relation("openfga")
-    out = ctx.run(
-        ctx.on.relation_created(relation), settled_state(charm_dir, relations={relation})
-    )
-    return dict(out.get_relation(relation.id).local_app_data)
+    return helpers.our_request(ctx, charm_dir, "openfga")
 
 
 def answered(ctx, charm_dir: pathlib.Path, **kwargs) -> Answer:
@@ -38,16 +33,13 @@ def answered(ctx, charm_dir: pathlib.Path, **kwargs) -> Answer:
 
 
 def related(charm_dir: pathlib.Path, answer: Answer, **kwargs) -> testing.State:
-    relation = testing.Relation(
-        "openfga", remote_app_name="openfga-k8s", remote_app_data=answer.app_data
+    return helpers.related(
+        charm_dir, "openfga", "openfga-k8s", answer.app_data, answer.secret, **kwargs
     )
-    st = settled_state(charm_dir, relations={relation}, **kwargs)
-    secrets = {answer.secret} if answer.secret else set()
-    return dataclasses.replace(st, secrets={*st.secrets, *secrets})
 
 
 def changed(ctx, st: testing.State) -> testing.State:
-    return ctx.run(ctx.on.relation_changed(st.get_relations("openfga")[0]), st)
+    return helpers.changed(ctx, st, "openfga")
 
 
 def test_leader_asks_for_a_store_named_after_the_app_which_the_provider_reads(ctx, charm_dir):
@@ -139,7 +131,7 @@ def test_relation_removed_drops_variables_with_one_restart(ctx, charm_dir, calls
     before = changed(ctx, related(charm_dir, answered(ctx, charm_dir)))
     calls.clear()
 
-    out = ctx.run(ctx.on.relation_broken(before.get_relations("openfga")[0]), before)
+    out = helpers.removed(ctx, before, "openfga")
 
     assert fga_vars(out) == {}
     assert calls.count("restart") == 1
@@ -150,10 +142,7 @@ def test_token_appears_in_no_log_databag_or_status(ctx, charm_dir):
     out = changed(ctx, related(charm_dir, answered(ctx, charm_dir)))
     assert fga_vars(out)["FGA_TOKEN"] == TOKEN
 
-    texts = [line.message for line in ctx.juju_log] + [out.unit_status.message]
-    for relation in out.relations:
-        texts += [str(dict(relation.local_app_data)), str(dict(relation.local_unit_data))]
-    assert not [text for text in texts if "s3cr3t" in text]
+    assert not helpers.leaks(ctx, out, "s3cr3t")
 
 
 @pytest.mark.parametrize(

@@ -7,23 +7,18 @@ that rabbitmq-k8s (app databag) and rabbitmq-server (unit databags) publish.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from ops import testing
 
-from tests.unit.charm.test_charm import flask_service, settled_state
+from tests.unit.charm import integration_helpers as helpers
+from tests.unit.charm.test_charm import settled_state
 
 APP = "flask-k8s"
 PASSWORD = "s3cr3t-Pa55/w:rd"  # characters a URI must encode
 
 
-def env_of(out: testing.State) -> dict[str, str]:
-    return dict(flask_service(out).environment)
-
-
 def rabbit_vars(out: testing.State) -> dict[str, str]:
-    return {key: value for key, value in env_of(out).items() if key.startswith("RABBITMQ_")}
+    return helpers.app_vars(out, "RABBITMQ_")
 
 
 def k8s_broker(**app_data: str) -> testing.Relation:
@@ -47,22 +42,13 @@ def run_changed(ctx, charm_dir, relation: testing.Relation, **kwargs) -> testing
 
 
 def test_leader_asks_for_a_user_named_after_the_app_on_the_root_vhost(ctx, charm_dir):
-    relation = testing.Relation("rabbitmq")
+    request = helpers.our_request(ctx, charm_dir, "rabbitmq")
 
-    out = ctx.run(
-        ctx.on.relation_created(relation), settled_state(charm_dir, relations={relation})
-    )
-
-    assert dict(out.get_relation(relation.id).local_app_data) == {"username": APP, "vhost": "/"}
+    assert request == {"username": APP, "vhost": "/"}
 
 
 def test_non_leader_writes_nothing(ctx, charm_dir):
-    relation = testing.Relation("rabbitmq")
-    st = settled_state(charm_dir, relations={relation}, leader=False)
-
-    out = ctx.run(ctx.on.relation_created(relation), st)
-
-    assert dict(out.get_relation(relation.id).local_app_data) == {}
+    assert helpers.our_request(ctx, charm_dir, "rabbitmq", leader=False) == {}
 
 
 # -- the environment --------------------------------------------------------------------------
@@ -139,10 +125,7 @@ def test_incomplete_answer_waits_naming_the_relation_and_starts_without(
 def test_answer_withdrawn_keeps_serving_with_what_it_had(ctx, charm_dir, calls):
     before = run_changed(ctx, charm_dir, k8s_broker())
     calls.clear()
-    relation = dataclasses.replace(before.get_relations("rabbitmq")[0], remote_app_data={})
-    others = {rel for rel in before.relations if rel.id != relation.id}
-
-    st = dataclasses.replace(before, relations={*others, relation})
+    st, relation = helpers.withdrawn(before, "rabbitmq")
 
     out = ctx.run(ctx.on.relation_changed(relation), st)
 
@@ -156,7 +139,7 @@ def test_relation_removed_drops_variables_with_one_restart(ctx, charm_dir, calls
     assert rabbit_vars(before)
     calls.clear()
 
-    out = ctx.run(ctx.on.relation_broken(before.get_relations("rabbitmq")[0]), before)
+    out = helpers.removed(ctx, before, "rabbitmq")
 
     assert rabbit_vars(out) == {}
     assert calls.count("restart") == 1
@@ -167,10 +150,7 @@ def test_password_appears_in_no_log_databag_or_status(ctx, charm_dir):
     out = run_changed(ctx, charm_dir, k8s_broker())
     assert rabbit_vars(out)["RABBITMQ_PASSWORD"] == PASSWORD  # the app has it
 
-    texts = [line.message for line in ctx.juju_log] + [out.unit_status.message]
-    for relation in out.relations:
-        texts += [str(dict(relation.local_app_data)), str(dict(relation.local_unit_data))]
-    assert not [text for text in texts if "s3cr3t" in text]
+    assert not helpers.leaks(ctx, out, "s3cr3t")
 
 
 # -- bad provider data ------------------------------------------------------------------------

@@ -7,15 +7,13 @@ format (charm-relation-interfaces `s3` v0/v1, and what s3-integrator publishes).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 
-import ops
 import pytest
 from ops import testing
 
-from tests.unit.charm.test_charm import flask_service, settled_state
+from tests.unit.charm import integration_helpers as helpers
 
 APP = "flask-k8s"
 ACCESS_KEY = "AKIAEXAMPLEACCESS"
@@ -42,9 +40,7 @@ def keys_secret() -> testing.Secret:
 
 
 def related(charm_dir: pathlib.Path, app_data: dict[str, str], *secrets, **kwargs):
-    relation = testing.Relation("s3", remote_app_name="s3-integrator", remote_app_data=app_data)
-    st = settled_state(charm_dir, relations={relation}, **kwargs)
-    return dataclasses.replace(st, secrets={*st.secrets, *secrets}), relation
+    return helpers.related(charm_dir, "s3", "s3-integrator", app_data, *secrets, **kwargs)
 
 
 def v1_answer(**changes: str) -> tuple[dict[str, str], testing.Secret]:
@@ -52,40 +48,26 @@ def v1_answer(**changes: str) -> tuple[dict[str, str], testing.Secret]:
     return {**SETTINGS, "secret-extra": secret.id, **changes}, secret
 
 
-def env_of(out: testing.State) -> dict[str, str]:
-    return dict(flask_service(out).environment)
-
-
 def s3_vars(out: testing.State) -> dict[str, str]:
-    return {key: value for key, value in env_of(out).items() if key.startswith("S3_")}
+    return helpers.app_vars(out, "S3_")
 
 
-def changed(ctx, st: testing.State, relation: testing.Relation) -> testing.State:
-    return ctx.run(ctx.on.relation_changed(st.get_relation(relation.id)), st)
+def changed(ctx, st: testing.State) -> testing.State:
+    return helpers.changed(ctx, st, "s3")
 
 
 # -- the request ------------------------------------------------------------------------------
 
 
 def test_leader_asks_for_bucket_named_after_app_with_keys_in_a_secret(ctx, charm_dir):
-    relation = testing.Relation("s3")
-    out = ctx.run(
-        ctx.on.relation_created(relation), settled_state(charm_dir, relations={relation})
-    )
-
-    assert dict(out.get_relation(relation.id).local_app_data) == {
+    assert helpers.our_request(ctx, charm_dir, "s3") == {
         "bucket": APP,
         "requested-secrets": '["access-key", "secret-key"]',
     }
 
 
 def test_non_leader_asks_nothing(ctx, charm_dir):
-    relation = testing.Relation("s3")
-    st = settled_state(charm_dir, relations={relation}, leader=False)
-
-    out = ctx.run(ctx.on.relation_created(relation), st)
-
-    assert dict(out.get_relation(relation.id).local_app_data) == {}
+    assert helpers.our_request(ctx, charm_dir, "s3", leader=False) == {}
 
 
 # -- the environment --------------------------------------------------------------------------
@@ -93,9 +75,9 @@ def test_non_leader_asks_nothing(ctx, charm_dir):
 
 def test_v1_provider_keys_in_secret_give_every_paas_charm_variable(ctx, charm_dir):
     app_data, secret = v1_answer()
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert s3_vars(out) == {
         "S3_ACCESS_KEY": ACCESS_KEY,
@@ -121,9 +103,9 @@ def test_v0_provider_plain_keys_and_host_style_minimal(ctx, charm_dir):
         "secret-key": SECRET_KEY,
         "s3-uri-style": "host",
     }
-    st, relation = related(charm_dir, app_data)
+    st = related(charm_dir, app_data)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert s3_vars(out) == {
         "S3_ACCESS_KEY": ACCESS_KEY,
@@ -136,15 +118,11 @@ def test_v0_provider_plain_keys_and_host_style_minimal(ctx, charm_dir):
 
 def test_key_rotation_restarts_once_with_the_new_keys(ctx, charm_dir, calls):
     app_data, secret = v1_answer()
-    st, relation = related(charm_dir, app_data, secret)
-    before = changed(ctx, st, relation)
+    st = related(charm_dir, app_data, secret)
+    before = changed(ctx, st)
     calls.clear()
-    rotated = dataclasses.replace(
-        secret, latest_content={"access-key": ACCESS_KEY, "secret-key": "rotated-key"}
-    )
-    st = dataclasses.replace(
-        before, secrets={*(s for s in before.secrets if s.id != secret.id), rotated}
-    )
+    new_keys = {"access-key": ACCESS_KEY, "secret-key": "rotated-key"}
+    st, rotated = helpers.rotated(before, secret, new_keys)
 
     out = ctx.run(ctx.on.secret_changed(rotated), st)
 
@@ -166,7 +144,7 @@ def test_key_rotation_restarts_once_with_the_new_keys(ctx, charm_dir, calls):
 def test_partial_data_waits_naming_the_relation_and_starts_without(
     ctx, charm_dir, calls, app_data, says
 ):
-    st, _ = related(charm_dir, app_data)
+    st = related(charm_dir, app_data)
 
     out = ctx.run(ctx.on.pebble_ready(st.get_container("flask-app")), st)
 
@@ -179,13 +157,10 @@ def test_partial_data_waits_naming_the_relation_and_starts_without(
 
 def test_keys_secret_not_granted_yet_waits(ctx, charm_dir, monkeypatch):
     app_data, secret = v1_answer()
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
+    helpers.secret_not_granted(monkeypatch)
 
-    def not_granted(*_: object, **__: object) -> dict[str, str]:
-        raise ops.ModelError("ERROR permission denied")
-
-    monkeypatch.setattr(ops.Secret, "get_content", not_granted)
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "waiting"
     assert "credentials secret of the s3 relation" in out.unit_status.message
@@ -194,12 +169,12 @@ def test_keys_secret_not_granted_yet_waits(ctx, charm_dir, monkeypatch):
 
 def test_relation_removed_drops_the_variables_with_one_restart(ctx, charm_dir, calls):
     app_data, secret = v1_answer()
-    st, relation = related(charm_dir, app_data, secret)
-    before = changed(ctx, st, relation)
+    st = related(charm_dir, app_data, secret)
+    before = changed(ctx, st)
     assert s3_vars(before)
     calls.clear()
 
-    out = ctx.run(ctx.on.relation_broken(before.get_relation(relation.id)), before)
+    out = helpers.removed(ctx, before, "s3")
 
     assert s3_vars(out) == {}
     assert calls.log.count("restart") == 1
@@ -208,13 +183,10 @@ def test_relation_removed_drops_the_variables_with_one_restart(ctx, charm_dir, c
 
 def test_data_withdrawn_keeps_serving_with_what_it_had(ctx, charm_dir, calls):
     app_data, secret = v1_answer()
-    st, relation = related(charm_dir, app_data, secret)
-    before = changed(ctx, st, relation)
+    st = related(charm_dir, app_data, secret)
+    before = changed(ctx, st)
     calls.clear()
-    emptied = dataclasses.replace(before.get_relation(relation.id), remote_app_data={})
-    st = dataclasses.replace(
-        before, relations={*(r for r in before.relations if r.id != relation.id), emptied}
-    )
+    st, emptied = helpers.withdrawn(before, "s3")
 
     out = ctx.run(ctx.on.relation_changed(emptied), st)
 
@@ -241,9 +213,9 @@ def test_data_withdrawn_keeps_serving_with_what_it_had(ctx, charm_dir, calls):
 )
 def test_malformed_data_blocks_naming_relation_and_field(ctx, charm_dir, changes, says):
     app_data, secret = v1_answer(**changes)
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "blocked"
     assert "the s3 relation" in out.unit_status.message
@@ -254,9 +226,9 @@ def test_malformed_data_blocks_naming_relation_and_field(ctx, charm_dir, changes
 @pytest.mark.parametrize("content", [{"access-key": ACCESS_KEY}, {"secret-key": SECRET_KEY}])
 def test_secret_missing_a_key_blocks(ctx, charm_dir, content):
     secret = testing.Secret(content, owner=None)
-    st, relation = related(charm_dir, {**SETTINGS, "secret-extra": secret.id}, secret)
+    st = related(charm_dir, {**SETTINGS, "secret-extra": secret.id}, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "blocked"
     assert "s3 relation published credentials without its" in out.unit_status.message
@@ -271,24 +243,18 @@ def test_secret_missing_a_key_blocks(ctx, charm_dir, content):
 )
 def test_keys_appear_in_no_log_databag_or_status(ctx, charm_dir, changes):
     app_data, secret = v1_answer(**changes)
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
-    bags = [dict(rel.local_app_data) for rel in out.relations]
-    bags += [dict(rel.local_unit_data) for rel in out.relations]
-    texts = [line.message for line in ctx.juju_log] + [str(bag) for bag in bags]
-    texts.append(out.unit_status.message)
-    assert not [text for text in texts if SECRET_KEY in text or ACCESS_KEY in text]
+    assert not helpers.leaks(ctx, out, SECRET_KEY, ACCESS_KEY)
 
 
 def test_invalid_secret_key_is_not_echoed_in_status(ctx, charm_dir):
     bad_key = "visible\x07key"
-    st, relation = related(
-        charm_dir, {"bucket": APP, "access-key": ACCESS_KEY, "secret-key": bad_key}
-    )
+    st = related(charm_dir, {"bucket": APP, "access-key": ACCESS_KEY, "secret-key": bad_key})
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "blocked"
     assert "invalid secret-key" in out.unit_status.message

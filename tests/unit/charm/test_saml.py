@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from ops import testing
 
-from tests.unit.charm.test_charm import flask_service, settled_state
+from tests.unit.charm import integration_helpers as helpers
 
 BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-"
 CERT = "MIIDdzCCAl+gAwIBAgIEbySuqTANBgkqhkiG9w0BAQsFADBsMRAwDgYDVQQGEwdVbmtub3du"
@@ -27,16 +27,12 @@ IDP = {  # what saml-integrator publishes for an IdP with a redirect and a post 
 
 
 def saml_vars(out: testing.State) -> dict[str, str]:
-    env = flask_service(out).environment
-    return {key: value for key, value in env.items() if key.startswith("SAML_")}
+    return helpers.app_vars(out, "SAML_")
 
 
 def run_changed(ctx, charm_dir, app_data: dict[str, str], **kwargs) -> testing.State:
-    relation = testing.Relation(
-        "saml", remote_app_name="saml-integrator", remote_app_data=app_data
-    )
-    st = settled_state(charm_dir, relations={relation}, **kwargs)
-    return ctx.run(ctx.on.relation_changed(relation), st)
+    st = helpers.related(charm_dir, "saml", "saml-integrator", app_data, **kwargs)
+    return helpers.changed(ctx, st, "saml")
 
 
 def test_idp_details_give_app_paas_charm_variables(ctx, charm_dir):
@@ -94,7 +90,7 @@ def test_relation_removed_drops_variables_with_one_restart(ctx, charm_dir, calls
     before = run_changed(ctx, charm_dir, IDP)
     calls.clear()
 
-    out = ctx.run(ctx.on.relation_broken(before.get_relations("saml")[0]), before)
+    out = helpers.removed(ctx, before, "saml")
 
     assert saml_vars(out) == {}
     assert calls.count("restart") == 1

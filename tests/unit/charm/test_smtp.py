@@ -7,14 +7,12 @@ format (charm-relation-interfaces `smtp` v0, and what smtp-integrator publishes)
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 
-import ops
 import pytest
 from ops import testing
 
-from tests.unit.charm.test_charm import flask_service, settled_state
+from tests.unit.charm import integration_helpers as helpers
 
 PASSWORD = "m@il-Pa55word"
 SETTINGS = {  # what smtp-integrator publishes (its library writes every value as a string)
@@ -33,11 +31,7 @@ def password_secret() -> testing.Secret:
 
 
 def related(charm_dir: pathlib.Path, app_data: dict[str, str], *secrets, **kwargs):
-    relation = testing.Relation(
-        "smtp", remote_app_name="smtp-integrator", remote_app_data=app_data
-    )
-    st = settled_state(charm_dir, relations={relation}, **kwargs)
-    return dataclasses.replace(st, secrets={*st.secrets, *secrets}), relation
+    return helpers.related(charm_dir, "smtp", "smtp-integrator", app_data, *secrets, **kwargs)
 
 
 def answer(**changes: str) -> tuple[dict[str, str], testing.Secret]:
@@ -46,12 +40,11 @@ def answer(**changes: str) -> tuple[dict[str, str], testing.Secret]:
 
 
 def smtp_vars(out: testing.State) -> dict[str, str]:
-    env = flask_service(out).environment
-    return {key: value for key, value in env.items() if key.startswith("SMTP_")}
+    return helpers.app_vars(out, "SMTP_")
 
 
-def changed(ctx, st: testing.State, relation: testing.Relation) -> testing.State:
-    return ctx.run(ctx.on.relation_changed(st.get_relation(relation.id)), st)
+def changed(ctx, st: testing.State) -> testing.State:
+    return helpers.changed(ctx, st, "smtp")
 
 
 # -- the environment --------------------------------------------------------------------------
@@ -59,9 +52,9 @@ def changed(ctx, st: testing.State, relation: testing.Relation) -> testing.State
 
 def test_password_in_secret_gives_every_paas_charm_variable(ctx, charm_dir):
     app_data, secret = answer()
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert smtp_vars(out) == {
         "SMTP_HOST": "smtp.example.com",
@@ -74,7 +67,7 @@ def test_password_in_secret_gives_every_paas_charm_variable(ctx, charm_dir):
         "SMTP_SKIP_SSL_VERIFY": "False",
     }
     assert out.unit_status == testing.ActiveStatus()
-    assert dict(out.get_relation(relation.id).local_app_data) == {}  # a requirer asks nothing
+    assert dict(out.get_relations("smtp")[0].local_app_data) == {}  # a requirer asks nothing
 
 
 def test_provider_without_secrets_and_no_auth_leaves_none_values_out(ctx, charm_dir):
@@ -85,9 +78,9 @@ def test_provider_without_secrets_and_no_auth_leaves_none_values_out(ctx, charm_
         "transport_security": "none",
         "skip_ssl_verify": "True",
     }
-    st, relation = related(charm_dir, app_data)
+    st = related(charm_dir, app_data)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert smtp_vars(out) == {
         "SMTP_HOST": "10.1.2.3",
@@ -97,22 +90,19 @@ def test_provider_without_secrets_and_no_auth_leaves_none_values_out(ctx, charm_
 
 
 def test_plain_password_field_of_older_providers_is_used(ctx, charm_dir):
-    st, relation = related(charm_dir, {**SETTINGS, "password": PASSWORD})
+    st = related(charm_dir, {**SETTINGS, "password": PASSWORD})
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert smtp_vars(out)["SMTP_PASSWORD"] == PASSWORD
 
 
 def test_password_rotation_restarts_once(ctx, charm_dir, calls):
     app_data, secret = answer()
-    st, relation = related(charm_dir, app_data, secret)
-    before = changed(ctx, st, relation)
+    st = related(charm_dir, app_data, secret)
+    before = changed(ctx, st)
     calls.clear()
-    rotated = dataclasses.replace(secret, latest_content={"password": "new-password"})
-    st = dataclasses.replace(
-        before, secrets={*(s for s in before.secrets if s.id != secret.id), rotated}
-    )
+    st, rotated = helpers.rotated(before, secret, {"password": "new-password"})
 
     out = ctx.run(ctx.on.secret_changed(rotated), st)
 
@@ -133,7 +123,7 @@ def test_password_rotation_restarts_once(ctx, charm_dir, calls):
 def test_partial_data_waits_naming_the_relation_and_starts_without(
     ctx, charm_dir, calls, app_data, says
 ):
-    st, _ = related(charm_dir, app_data)
+    st = related(charm_dir, app_data)
 
     out = ctx.run(ctx.on.pebble_ready(st.get_container("flask-app")), st)
 
@@ -146,13 +136,10 @@ def test_partial_data_waits_naming_the_relation_and_starts_without(
 
 def test_password_secret_not_granted_yet_waits(ctx, charm_dir, monkeypatch):
     app_data, secret = answer()
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
+    helpers.secret_not_granted(monkeypatch)
 
-    def not_granted(*_: object, **__: object) -> dict[str, str]:
-        raise ops.ModelError("ERROR permission denied")
-
-    monkeypatch.setattr(ops.Secret, "get_content", not_granted)
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "waiting"
     assert "credentials secret of the smtp relation" in out.unit_status.message
@@ -160,12 +147,12 @@ def test_password_secret_not_granted_yet_waits(ctx, charm_dir, monkeypatch):
 
 def test_relation_removed_drops_the_variables_with_one_restart(ctx, charm_dir, calls):
     app_data, secret = answer()
-    st, relation = related(charm_dir, app_data, secret)
-    before = changed(ctx, st, relation)
+    st = related(charm_dir, app_data, secret)
+    before = changed(ctx, st)
     assert smtp_vars(before)
     calls.clear()
 
-    out = ctx.run(ctx.on.relation_broken(before.get_relation(relation.id)), before)
+    out = helpers.removed(ctx, before, "smtp")
 
     assert smtp_vars(out) == {}
     assert calls.log.count("restart") == 1
@@ -191,9 +178,9 @@ def test_relation_removed_drops_the_variables_with_one_restart(ctx, charm_dir, c
 )
 def test_malformed_data_blocks_naming_relation_and_field(ctx, charm_dir, changes, says):
     app_data, secret = answer(**changes)
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "blocked"
     assert "the smtp relation" in out.unit_status.message
@@ -203,9 +190,9 @@ def test_malformed_data_blocks_naming_relation_and_field(ctx, charm_dir, changes
 
 def test_secret_without_password_field_blocks(ctx, charm_dir):
     secret = testing.Secret({"pass": PASSWORD}, owner=None)
-    st, relation = related(charm_dir, {**SETTINGS, "password_id": secret.id}, secret)
+    st = related(charm_dir, {**SETTINGS, "password_id": secret.id}, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "blocked"
     assert "invalid password secret" in out.unit_status.message
@@ -217,21 +204,17 @@ def test_secret_without_password_field_blocks(ctx, charm_dir):
 @pytest.mark.parametrize("changes", [{}, {"auth_type": "kerberos"}, {"port": "x"}])
 def test_password_appears_in_no_log_databag_or_status(ctx, charm_dir, changes):
     app_data, secret = answer(**changes)
-    st, relation = related(charm_dir, app_data, secret)
+    st = related(charm_dir, app_data, secret)
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
-    bags = [dict(rel.local_app_data) for rel in out.relations]
-    bags += [dict(rel.local_unit_data) for rel in out.relations]
-    texts = [line.message for line in ctx.juju_log] + [str(bag) for bag in bags]
-    texts.append(out.unit_status.message)
-    assert not [text for text in texts if PASSWORD in text]
+    assert not helpers.leaks(ctx, out, PASSWORD)
 
 
 def test_invalid_plain_password_is_not_echoed_in_status(ctx, charm_dir):
-    st, relation = related(charm_dir, {**SETTINGS, "password": "shown\x00password"})
+    st = related(charm_dir, {**SETTINGS, "password": "shown\x00password"})
 
-    out = changed(ctx, st, relation)
+    out = changed(ctx, st)
 
     assert out.unit_status.name == "blocked"
     assert "invalid password" in out.unit_status.message

@@ -107,35 +107,47 @@ def parse_endpoints(raw: str | None, relation_name: str) -> tuple[Endpoint, ...]
     return tuple(endpoints)
 
 
-def _secret_content(model: ops.Model, secret_id: str, relation_name: str) -> dict[str, str]:
+def secret_content(
+    model: ops.Model, secret_id: str, relation_name: str, what: str = "credentials secret"
+) -> dict[str, str]:
+    """The newest content of a secret the provider owns and granted us (`what` names it).
+
+    BadDataError if it does not exist, NotReadyError until it is granted; neither message holds
+    the content. Any provider's secret, not only a database's, is read through here.
+    """
     try:
         secret = model.get_secret(id=secret_id)
         # refresh: follow the provider's rotations (secret-changed), and read the newest now.
         return secret.get_content(refresh=True)
     except ops.SecretNotFoundError:
         raise BadDataError(
-            f"the credentials secret of the {relation_name} relation does not exist: remove "
+            f"the {what} of the {relation_name} relation does not exist: remove "
             f"the relation and integrate again"
         ) from None
     except ops.ModelError as exc:
         # Most often not granted to us yet: the provider grants it, then tells us again.
-        logger.info("cannot read the %s credentials secret yet: %s", relation_name, type(exc))
+        logger.info("cannot read the %s %s yet: %s", relation_name, what, type(exc).__name__)
         raise NotReadyError(
-            f"waiting for access to the credentials secret of the {relation_name} relation "
+            f"waiting for access to the {what} of the {relation_name} relation "
             f"(the provider must grant it)"
         ) from None
+
+
+def provider_app_data(relation: ops.Relation) -> ops.RelationDataContent:
+    """The provider's app databag; NotReadyError until its app has joined."""
+    if relation.app is None:
+        raise NotReadyError(f"waiting for the {relation.name} relation's provider to join")
+    return relation.data[relation.app]
 
 
 def read_database(model: ops.Model, relation: ops.Relation, default_name: str) -> DatabaseData:
     """Read the provider's answer; NotReadyError or BadDataError (never holding a credential)."""
     name = relation.name
-    if relation.app is None:
-        raise NotReadyError(f"waiting for the {name} relation's provider to join")
-    remote = relation.data[relation.app]
+    remote = provider_app_data(relation)
     endpoints = parse_endpoints(remote.get("endpoints"), name)
     secret_id = remote.get(USER_SECRET_KEY)
     if secret_id:
-        credentials = _secret_content(model, secret_id, name)
+        credentials = secret_content(model, secret_id, name)
     else:
         credentials = {
             key: remote[key] for key in ("username", "password", "uris") if key in remote
