@@ -59,6 +59,8 @@ class FlaskCharm(ops.CharmBase):
         # The app's last error line while it keeps exiting (None once it answers HTTP): a crash
         # loop stays Blocked between its restarts, when Pebble briefly shows the service up.
         self._stored.set_default(app_crash=None)
+        # When a hook last saw the app answer HTTP (`app_health.AppHealth.verified_at`).
+        self._stored.set_default(app_verified=None)
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self._config: FlaskConfig | None = None
@@ -427,6 +429,7 @@ class FlaskCharm(ops.CharmBase):
             health = self._health(container, app)
             status = health.crashed(exc.err.splitlines())
             self._stored.app_crash = health.crash
+            self._stored.app_verified = None
             raise StatusError(status) from None
         self.workers.stop_displaced(container, background)
         return restarts_app
@@ -436,6 +439,7 @@ class FlaskCharm(ops.CharmBase):
         health = self._health(container, app)
         problem = health.assess(started)
         self._stored.app_crash = health.crash
+        self._stored.app_verified = health.verified_at
         if problem is not None:
             raise StatusError(problem)
 
@@ -445,6 +449,7 @@ class FlaskCharm(ops.CharmBase):
             app.rock_command.interpreter,
             app.rock_service.get("user"),
             crash=self._stored.app_crash,
+            verified_at=self._stored.app_verified,
             service=workload.APP_SERVICE,
             check_name=workload.APP_CHECK,
             port=workload.APP_PORT,
