@@ -302,6 +302,10 @@ class AppHealth:
             if not answered:
                 return self.crashed()
             return self._serving(verified=True)
+        return self._assess_running()
+
+    def _assess_running(self) -> ops.StatusBase | None:
+        """`assess` for an app this hook did not start."""
         self.verified_at, verified_at = None, self.verified_at  # kept only when it serves
         info = self.container.get_services(self.service).get(self.service)
         if info is not None and not is_running(info) and self.crash is None:
