@@ -101,6 +101,7 @@ def measure(checkout: pathlib.Path, rounds: int) -> tuple[list[float], list[floa
     finally:
         cpu = CPU_SECONDS[:rounds]
         juju_local(checkout, state, "remove")
+    print("rounds (s):", " ".join(f"{t:.2f}" for t in times))
     print(
         f"config round trip over {rounds} rounds: mean {statistics.mean(times):.3f} s, "
         f"median {statistics.median(times):.3f} s, min {min(times):.3f} s, "

@@ -59,6 +59,8 @@ class FlaskCharm(ops.CharmBase):
         # The app's last error line while it keeps exiting (None once it answers HTTP): a crash
         # loop stays Blocked between its restarts, when Pebble briefly shows the service up.
         self._stored.set_default(app_crash=None)
+        # When a hook last saw the app answer HTTP (`app_health.AppHealth.verified_at`).
+        self._stored.set_default(app_verified=None)
         self.ingress = IngressRequirer(self, "ingress", port=workload.APP_PORT, strip_prefix=True)
         self._status: ops.StatusBase | None = None
         self._config: FlaskConfig | None = None
@@ -69,6 +71,11 @@ class FlaskCharm(ops.CharmBase):
         self.config_cache = config_cache.ConfigCache(self)
         self.memory = hook_memory.HookMemory(self)
         self._integrations: integrations.Found | None = None
+        # Read from Pebble once per hook (each read is an API call): the plan until our own
+        # add_layer changes it, the Gunicorn config file we pushed until we push it again.
+        self._plan_now: ops.pebble.Plan | None = None
+        self._conf_now: str | None = None
+        self._conf_known = False
         # Before the observers below: a relation-created or -broken updates it first.
         self.related_endpoints = integrations.RelatedEndpoints(self)
         self.secret_key = secret_key.SecretKey(self)
@@ -207,7 +214,7 @@ class FlaskCharm(ops.CharmBase):
             app = self._desired_app(container)
             # A new database (endpoint or name, not a password) is new code to migrate for.
             moved = integrations.identity_of(app.integration_env) != integrations.identity_of(
-                _plan_env(container)
+                _plan_env(self._plan(container))
             )
             self.migrations.gate(container, app, upgrading=upgrading or moved)
             started = self._apply(container, app)
@@ -231,7 +238,12 @@ class FlaskCharm(ops.CharmBase):
         active = isinstance(self._status, ops.ActiveStatus)
         config_id = self.config_cache.fingerprint() if active else None
         self.memory.record(
-            container, self._status, config_id, self._key_source, self._option_secrets
+            container,
+            self._status,
+            config_id,
+            self._key_source,
+            self._option_secrets,
+            plan=self._plan_now,
         )
         return self._status
 
@@ -257,14 +269,14 @@ class FlaskCharm(ops.CharmBase):
             self._check_gevent(container, rock, rock_service.get("user"))
         # The key already in the plan when its source is unchanged: no secret-get.
         source = self.secret_key.source(cfg)
-        known = self.memory.known_key(source, container.get_plan(), self._pull(container))
+        known = self.memory.known_key(source, self._plan(container), self._pull(container))
         key = known or self.secret_key.get(cfg)
         self._key_source = self.secret_key.source(cfg)  # a key generated just now has one
         base_url = self.ingress.url or (
             f"http://{self.app.name}.{self.model.name}:{workload.APP_PORT}"
         )
         self._integrations = integrations.collect(
-            self, lambda: _plan_env(container), self.related_endpoints.names()
+            self, lambda: _plan_env(self._plan(container)), self.related_endpoints.names()
         )
         peer = self.model.get_relation(secret_key.PEER)
         units = [self.unit.name, *(unit.name for unit in (peer.units if peer else ()))]
@@ -321,7 +333,7 @@ class FlaskCharm(ops.CharmBase):
         """The secret app options' variables: read from Juju only when they may have changed."""
         known = None
         if options.secrets:
-            plan, conf = container.get_plan(), self._pull(container)
+            plan, conf = self._plan(container), self._pull(container)
             known = self.memory.known_option_secrets(options.secrets, plan, conf)
         env, self._option_secrets = app_options.secret_env(
             self.model, self.app.name, options, known or {}
@@ -336,7 +348,7 @@ class FlaskCharm(ops.CharmBase):
 
     def _rock_service(self, container: ops.Container) -> dict[str, Any]:
         """Return the rock's `flask` service, read from the plan once per workload container."""
-        service = container.get_plan().services.get(workload.APP_SERVICE)
+        service = self._plan(container).services.get(workload.APP_SERVICE)
         if service is None:
             raise StatusError(
                 ops.BlockedStatus(
@@ -395,7 +407,7 @@ class FlaskCharm(ops.CharmBase):
         Log targets alone only take a new layer: Pebble's log manager follows the plan, and a
         replan restarts only services whose definition changed.
         """
-        plan = container.get_plan().to_dict()
+        plan = self._plan(container).to_dict()
         log_targets = self.observability.log_targets(plan.get("log-targets") or {})
         background = self.workers.desired(container, app)
         layer = workload.pebble_layer(app, log_targets, background.services())
@@ -406,8 +418,10 @@ class FlaskCharm(ops.CharmBase):
         conf_changed = self._pull(container) != conf
         if conf_changed:  # never logged: it holds the secret key
             pebble_io.push(container, workload.CHARM_GUNICORN_CONFIG, conf, workload.DAEMON_UID)
+            self._conf_now, self._conf_known = conf, True
         if layer_changed or targets_changed:
             container.add_layer(LAYER_LABEL, layer, combine=True)
+            self._plan_now = None
         if app_changed:
             self._stored.rendered_command = app.command()
         # In backoff, Pebble restarts the app itself: a replan would only restart it sooner.
@@ -427,6 +441,7 @@ class FlaskCharm(ops.CharmBase):
             health = self._health(container, app)
             status = health.crashed(exc.err.splitlines())
             self._stored.app_crash = health.crash
+            self._stored.app_verified = None
             raise StatusError(status) from None
         self.workers.stop_displaced(container, background)
         return restarts_app
@@ -436,6 +451,7 @@ class FlaskCharm(ops.CharmBase):
         health = self._health(container, app)
         problem = health.assess(started)
         self._stored.app_crash = health.crash
+        self._stored.app_verified = health.verified_at
         if problem is not None:
             raise StatusError(problem)
 
@@ -445,6 +461,7 @@ class FlaskCharm(ops.CharmBase):
             app.rock_command.interpreter,
             app.rock_service.get("user"),
             crash=self._stored.app_crash,
+            verified_at=self._stored.app_verified,
             service=workload.APP_SERVICE,
             check_name=workload.APP_CHECK,
             port=workload.APP_PORT,
@@ -455,24 +472,34 @@ class FlaskCharm(ops.CharmBase):
         if not container.can_connect():
             return
         try:
-            plan = container.get_plan().to_dict()
+            plan = self._plan(container).to_dict()
             targets = self.observability.log_targets(plan.get("log-targets") or {})
             layer = workload.log_targets_layer(targets)
             if not workload.plan_has(plan, layer, workload.LOG_SECTIONS):
                 container.add_layer(LAYER_LABEL, layer, combine=True)
+                self._plan_now = None
         except ops.pebble.ConnectionError:
             logger.info("Pebble went away before the log targets could be applied")
 
-    @staticmethod
-    def _pull(container: ops.Container) -> str | None:
-        return pebble_io.pushed_content(
-            container, workload.CHARM_GUNICORN_CONFIG, workload.DAEMON_UID
-        )
+    def _plan(self, container: ops.Container) -> ops.pebble.Plan:
+        """The workload's Pebble plan, read once per hook until our add_layer changes it."""
+        if self._plan_now is None:
+            self._plan_now = container.get_plan()
+        return self._plan_now
+
+    def _pull(self, container: ops.Container) -> str | None:
+        """The Gunicorn config file we pushed (`pebble_io.pushed_content`), read once per hook."""
+        if not self._conf_known:
+            self._conf_now = pebble_io.pushed_content(
+                container, workload.CHARM_GUNICORN_CONFIG, workload.DAEMON_UID
+            )
+            self._conf_known = True
+        return self._conf_now
 
 
-def _plan_env(container: ops.Container) -> dict[str, str]:
+def _plan_env(plan: ops.pebble.Plan) -> dict[str, str]:
     """The environment the app runs with now (integrations not ready keep theirs)."""
-    service = container.get_plan().services.get(workload.APP_SERVICE)
+    service = plan.services.get(workload.APP_SERVICE)
     return dict(service.environment) if service else {}
 
 

@@ -85,19 +85,21 @@ class HookMemory(ops.Object):
         config_id: str | None,
         key_source: str | None,
         option_secrets: Mapping[str, Mapping[str, object]] | None = None,
+        plan: ops.pebble.Plan | None = None,
     ) -> None:
         """Remember what a full reconcile left; only an Active end is worth remembering.
 
         `key_source` names where the key in the plan came from (`SecretKey.source`);
         `option_secrets` which secret each secret app option named and the variables it gave
-        ({option: {"id": secret id, "names": [...]}}).
+        ({option: {"id": secret id, "names": [...]}}); `plan` the plan now, if known (else it
+        is read).
         """
         stored = self._stored
         if not isinstance(status, ops.ActiveStatus) or config_id is None:
             self._forget_all()
             return
         try:
-            stored.plan = plan_id(container.get_plan())
+            stored.plan = plan_id(plan if plan is not None else container.get_plan())
         except ops.pebble.Error:  # Pebble went away just now: remember nothing
             self._forget_all()
             return

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import ops
@@ -439,3 +440,67 @@ def test_app_serving_again_after_one_exit_is_fine(monkeypatch):
 
     assert health.assess(started=False) is None
     assert health.crash is None
+
+
+class _NotCheckedYet:
+    """Pebble's view just after a start: `flask` active, its check not run yet."""
+
+    def get_services(self, *names: str) -> dict[str, ops.pebble.ServiceInfo]:
+        return {
+            "flask": ops.pebble.ServiceInfo("flask", ops.pebble.ServiceStartup.ENABLED, "active")
+        }
+
+    def get_checks(self, *names: str) -> dict[str, ops.pebble.CheckInfo]:
+        info = ops.pebble.CheckInfo("flask-ready", "ready", ops.pebble.CheckStatus.UP, successes=0)
+        return {"flask-ready": info}
+
+
+def _probes(monkeypatch: pytest.MonkeyPatch, answer: bool) -> list[object]:
+    runs: list[object] = []
+    monkeypatch.setattr(app_health, "probe", lambda *args: runs.append(args) or answer)
+    return runs
+
+
+def test_an_app_seen_answering_within_a_check_period_needs_no_probe(monkeypatch):
+    runs = _probes(monkeypatch, answer=False)
+    seen = time.time() - app_health.PERIOD_SECONDS / 2
+    health = app_health.AppHealth(_NotCheckedYet(), "/bin/python3", None, verified_at=seen)  # type: ignore[arg-type]
+
+    assert health.assess(started=False) is None
+    assert runs == []
+    assert health.verified_at == seen  # no new evidence: the old one ages on
+
+
+@pytest.mark.parametrize("ago", [app_health.PERIOD_SECONDS + 1, None, -60.0])
+def test_an_app_not_seen_recently_is_probed_before_it_is_active(monkeypatch, ago):
+    runs = _probes(monkeypatch, answer=False)
+    seen = None if ago is None else time.time() - ago  # -60: the clock was set back
+    health = app_health.AppHealth(_NotCheckedYet(), "/bin/python3", None, verified_at=seen)  # type: ignore[arg-type]
+
+    assert health.assess(started=False) == app_health.not_answering_status(0, 8000)
+    assert len(runs) == 1
+    assert health.verified_at is None
+
+
+def test_a_crash_loop_is_probed_however_recently_the_app_answered(monkeypatch):
+    runs = _probes(monkeypatch, answer=False)
+    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["RuntimeError: boom"])
+    health = app_health.AppHealth(
+        _NotCheckedYet(),  # type: ignore[arg-type]
+        "/bin/python3",
+        None,
+        crash="RuntimeError: boom",
+        verified_at=time.time(),
+    )
+
+    assert health.assess(started=False) == ops.BlockedStatus(_crash_status("RuntimeError: boom"))
+    assert len(runs) == 1
+
+
+def test_a_start_that_answers_records_when(scripted):
+    scripted.answers[:] = [True]
+    health = app_health.AppHealth(scripted, "/bin/python3", None)  # type: ignore[arg-type]
+    before = time.time()
+
+    assert health.assess(started=True) is None
+    assert health.verified_at is not None and health.verified_at >= before
