@@ -25,6 +25,7 @@ they do not fail and restart in a loop) until the charm restarts them with Redis
 routes answer 503.
 """
 
+import functools
 import hashlib
 import os
 import re
@@ -32,7 +33,6 @@ import sqlite3
 import sys
 import time
 
-from celery import Celery, signals
 from flask import Flask, abort, jsonify, render_template, request
 
 app = Flask(__name__)
@@ -343,23 +343,18 @@ def redis_url() -> str | None:
     return os.environ.get("REDIS_DB_CONNECT_STRING") or None
 
 
-def make_celery() -> Celery:
-    """Celery on the related Redis; without one, an idle in-memory broker and no schedule."""
-    url = redis_url()
-    celery = Celery("flask-sample", broker=url or "memory://", backend=url)
-    celery.conf.update(
-        broker_connection_retry_on_startup=True,
-        result_expires=3600,
-        beat_schedule={"tick": {"task": "sample.tick", "schedule": TICK_SECONDS}} if url else {},
-    )
-    return celery
+def shout(text: str) -> dict:
+    """The task the app enqueues: work the worker does, and says it did."""
+    return {"shouted": text.upper() + "!", "worker_pid": os.getpid()}
 
 
-celery_app = make_celery()
+def tick() -> int:
+    """The beat schedule's task: count one more tick in Redis."""
+    import redis
+
+    return int(redis.Redis.from_url(redis_url() or "", socket_timeout=5).incr(TICKS_KEY))
 
 
-@signals.celeryd_init.connect
-@signals.beat_init.connect
 def say_why_idle(**_: object) -> None:
     """Tell the operator, once per start, why a worker or beat does nothing."""
     if redis_url() is None:
@@ -370,18 +365,34 @@ def say_why_idle(**_: object) -> None:
         )
 
 
-@celery_app.task(name="sample.shout")
-def shout(text: str) -> dict:
-    """The task the app enqueues: work the worker does, and says it did."""
-    return {"shouted": text.upper() + "!", "worker_pid": os.getpid()}
+@functools.cache
+def make_celery():
+    """Celery on the related Redis; without one, an idle in-memory broker and no schedule.
+
+    Made on first use, not at import: Gunicorn's web workers then boot without Celery (each
+    graceful reload starts them all again), and import it only for a task route.
+    """
+    from celery import Celery, signals
+
+    url = redis_url()
+    celery = Celery("flask-sample", broker=url or "memory://", backend=url)
+    celery.conf.update(
+        broker_connection_retry_on_startup=True,
+        result_expires=3600,
+        beat_schedule={"tick": {"task": "sample.tick", "schedule": TICK_SECONDS}} if url else {},
+    )
+    celery.task(name="sample.shout")(shout)
+    celery.task(name="sample.tick")(tick)
+    signals.celeryd_init.connect(say_why_idle, weak=False)
+    signals.beat_init.connect(say_why_idle, weak=False)
+    return celery
 
 
-@celery_app.task(name="sample.tick")
-def tick() -> int:
-    """The beat schedule's task: count one more tick in Redis."""
-    import redis
-
-    return int(redis.Redis.from_url(redis_url() or "", socket_timeout=5).incr(TICKS_KEY))
+def __getattr__(name: str):
+    """`app:celery_app`, what the rock's `celery -A` services load (PEP 562: made when asked)."""
+    if name == "celery_app":
+        return make_celery()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def no_redis():
@@ -398,7 +409,7 @@ def enqueue():
     if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
         return jsonify(error=f"POST a JSON object with a `text` of 1-{MAX_TEXT} characters"), 400
     try:
-        result = shout.apply_async((text,), retry=False)
+        result = make_celery().tasks["sample.shout"].apply_async((text,), retry=False)
     except Exception as error:  # noqa: BLE001 - kombu raises several kinds when Redis is down
         return jsonify(error=f"cannot enqueue: {error}"), 503
     return jsonify(id=result.id), 202
@@ -413,7 +424,7 @@ def task_result(task_id: str):
         return jsonify(error="not a task id"), 400
     import redis
 
-    result = celery_app.AsyncResult(task_id)
+    result = make_celery().AsyncResult(task_id)
     try:
         state = result.state
         value = result.result if state == "SUCCESS" else None
