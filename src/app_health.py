@@ -40,6 +40,7 @@ PROBE_TIMEOUT = 8.0
 START_WAIT = 30.0
 START_POLL = 0.5
 MAX_LINE = 160
+APP_DIR = "/flask/app"  # where a flask-framework rock keeps the app's code
 LOG_LINES = 200
 MAX_LOG_BYTES = 256 * 1024
 
@@ -104,13 +105,18 @@ def printable_line(text: str, limit: int = MAX_LINE) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
-def last_error_line(lines: Iterable[str]) -> str | None:
+def last_error_line(lines: Iterable[str], app_dir: str = APP_DIR) -> str | None:
     """The line that best says why the app stopped: the last exception, else the last error.
 
     A Python traceback ends with the exception (`RuntimeError: boom`), which Gunicorn follows
-    with its own generic lines (`Worker failed to boot`): the exception says more.
+    with its own generic lines (`Worker failed to boot`): the exception says more. An exception
+    raised through the app's own code (a frame in `app_dir`) wins over one of Gunicorn's master,
+    which, with workers dying at once, may even fail on its own logging (`reentrant call`).
     """
     stripped = [line.strip() for line in lines if line.strip()]
+    from_app = _exceptions_from(stripped, app_dir)
+    if from_app:
+        return printable_line(from_app[-1])
     exceptions = [line for line in stripped if _EXCEPTION.fullmatch(line)]
     # Gunicorn's master ends with its own HaltServer traceback: the worker's exception before it
     # says why.
@@ -121,6 +127,21 @@ def last_error_line(lines: Iterable[str]) -> str | None:
         if "error" in line.lower():
             return printable_line(line)
     return printable_line(stripped[-1]) if stripped else None
+
+
+def _exceptions_from(lines: list[str], app_dir: str) -> list[str]:
+    """The exception lines whose traceback has a frame in `app_dir`."""
+    found, in_app = [], False
+    for line in lines:
+        if line.startswith("Traceback (most recent call last)"):
+            in_app = False
+        elif line.startswith(f'File "{app_dir}/'):
+            in_app = True
+        elif _EXCEPTION.fullmatch(line):
+            if in_app:
+                found.append(line)
+            in_app = False
+    return found
 
 
 def read_log_lines(container: ops.Container, service: str, count: int = LOG_LINES) -> list[str]:

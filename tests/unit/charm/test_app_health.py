@@ -106,6 +106,18 @@ def test_last_error_line_is_the_exception_not_gunicorns_summary():
     assert app_health.last_error_line(GUNICORN_CRASH) == "RuntimeError: boom"
 
 
+def test_last_error_line_is_the_apps_exception_when_gunicorns_master_fails_on_its_own():
+    """Workers dying at once can make the master fail in its own logging, after the app's error."""
+    lines = [
+        *GUNICORN_CRASH[:7],
+        "Traceback (most recent call last):",
+        '  File "/lib/python3.12/site-packages/gunicorn/arbiter.py", line 242, in handle_chld',
+        '  File "/usr/lib/python3.12/logging/__init__.py", line 1163, in emit',
+        "RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>",
+    ]
+    assert app_health.last_error_line(lines) == "RuntimeError: boom"
+
+
 def test_last_error_line_without_traceback_is_the_last_error():
     lines = ["starting", "[ERROR] Connection in use: ('0.0.0.0', 8000)", "[INFO] Retrying"]
     assert app_health.last_error_line(lines) == "[ERROR] Connection in use: ('0.0.0.0', 8000)"
