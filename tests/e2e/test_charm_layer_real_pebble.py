@@ -35,7 +35,7 @@ def rock_service(container: WorkloadContainer) -> dict:
 
 
 def _apply_charm_layer(container: WorkloadContainer, rock_service: dict, options: dict) -> None:
-    """Apply what the charm computes, as `FlaskCharm._apply` does: only what differs."""
+    """Apply what the charm computes, as `WorkloadApplier.apply` does: only what differs."""
     client = ops.pebble.Client(socket_path=str(container.socket))
     app = workload.FlaskApp(rock_service, load(options), "s3cret", "http://flask-k8s.m:8000")
     layer = workload.pebble_layer(app)
