@@ -33,10 +33,21 @@ def stop(container: ops.Container, services: Iterable[str]) -> None:
     container.stop(*names)
 
 
-def reload(container: ops.Container, service: str) -> None:
-    """Ask a service to reload its configuration (SIGHUP)."""
+def reload(container: ops.Container, service: str) -> bool:
+    """Ask a service to reload its configuration (SIGHUP); False if it is not running.
+
+    A service Pebble is restarting (backoff: e.g. Gunicorn's master died) reads its config when
+    it starts again, so there is nothing to signal, and no reason to fail the hook.
+    """
     logger.info("sending SIGHUP to %s", service)
-    container.send_signal("SIGHUP", service)
+    try:
+        container.send_signal("SIGHUP", service)
+    except ops.pebble.APIError as exc:
+        if "not running" not in exc.message:
+            raise
+        logger.info("%s is not running: it reads the new config when Pebble starts it", service)
+        return False
+    return True
 
 
 def _app_can_write(info: ops.pebble.FileInfo, app_uid: int) -> bool:

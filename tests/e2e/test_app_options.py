@@ -115,7 +115,9 @@ def _wait_for_setting(name: str, expected: object, timeout: float = READY) -> bo
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _setting(name) == expected:
+        status, body = rock_runner.get(f"/config/{name}")
+        # An old worker, still serving until the reload reaches it, may not know the name (404).
+        if status == 200 and json.loads(body)[name] == expected:
             return True
         time.sleep(0.2)
     return False

@@ -6,10 +6,12 @@ import collections
 import dataclasses
 import functools
 
+import ops
 import pytest
 from ops import testing
 from scenario.mocking import _MockPebbleClient
 
+import pebble_io
 from tests.unit.charm.charm_state import state
 
 READS = ("get_plan", "pull", "list_files")
@@ -51,3 +53,26 @@ def test_a_gunicorn_setting_change_reads_the_plan_and_the_pushed_file_once(ctx, 
     # The plan, for everything (no layer changed); the config file: its directory and itself
     # checked, read; the migrate-script lookup and push's directory check list files too.
     assert reads == {"get_plan": 1, "pull": 1, "list_files": 4}
+
+
+class _SignalRefused:
+    """A container whose Pebble refuses a signal with `message`."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def send_signal(self, signal: str, service: str) -> None:
+        raise ops.pebble.APIError({}, 500, "Internal Server Error", self.message)
+
+
+def test_a_reload_of_a_service_pebble_is_restarting_is_skipped_not_a_hook_error():
+    container = _SignalRefused('cannot send signal to "flask": service is not running')
+
+    assert pebble_io.reload(container, "flask") is False  # type: ignore[arg-type]
+
+
+def test_a_reload_refused_for_another_reason_still_fails_the_hook():
+    container = _SignalRefused("permission denied")
+
+    with pytest.raises(ops.pebble.APIError):
+        pebble_io.reload(container, "flask")  # type: ignore[arg-type]
