@@ -17,7 +17,9 @@ side is `workload_apply` (with `pebble_reads` keeping each Pebble read to one pe
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import ops
@@ -284,5 +286,20 @@ class FlaskCharm(ops.CharmBase):
         )
 
 
-if __name__ == "__main__":  # pragma: nocover
+def main() -> None:
+    """Run this hook's event, then end the process without Python's teardown."""
+    # The charm ships no pydantic plugin: spare every hook that validates config pydantic's
+    # search of all installed distributions for one (about 20 ms).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     ops.main(FlaskCharm)
+    # Juju starts a new process for every hook, and by now ops has committed its state and
+    # logged through juju-log. Python's teardown (freeing every module and pydantic's schemas
+    # one object at a time) would only add 0.05-0.1 s, while Gunicorn's new workers boot.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":  # pragma: nocover
+    main()

@@ -15,7 +15,7 @@ import pytest
 from juju_local import charm_stage
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model, ModelStatus, Status, UnitView
-from juju_local.toolserver import ToolServer, write_client
+from juju_local.toolserver import CLIENT, ToolServer, client_program, write_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -309,9 +309,19 @@ def test_prepare_and_deploy_with_a_container_dir_at_juju_path(staged, tmp_path):
 # -- the hook tools' error protocol, called directly ----------------------------------------
 
 
-def _tool(model: Model, *argv: str, stdin: str = "", cwd: Path | None = None):
-    """Call a hook tool as a charm does: the bash client on PATH, answered by a ToolServer."""
-    bin_dir = write_client(model.path.parent / "hooktools")
+@pytest.fixture(params=["c", "bash"])
+def client(request) -> bytes:
+    """Each hook-tool client: the C program juju-local builds, and its bash fallback."""
+    if request.param == "bash":
+        return CLIENT.encode()
+    program = client_program()
+    assert program != CLIENT.encode(), "no C compiler: the C client was not built"
+    return program
+
+
+def _tool(model: Model, client: bytes, *argv: str, stdin: str = "", cwd: Path | None = None):
+    """Call a hook tool as a charm does: the client on PATH, answered by a ToolServer."""
+    bin_dir = write_client(model.path.parent / "hooktools", client)
     hook_env = {"JUJU_UNIT_NAME": "tiny/0"}
     with ToolServer(model, "tiny/0", hook_env) as server:
         env = {"PATH": f"{bin_dir}:/usr/bin:/bin", **hook_env, **server.client_env}
@@ -321,79 +331,100 @@ def _tool(model: Model, *argv: str, stdin: str = "", cwd: Path | None = None):
     return done.returncode, done.stdout, done.stderr
 
 
-def test_tool_errors_use_the_words_ops_maps(model):
-    code, _, err = _tool(model, "relation-get", "-r", "web:42", "-", "x/0")
+def test_tool_errors_use_the_words_ops_maps(model, client):
+    code, _, err = _tool(model, client, "relation-get", "-r", "web:42", "-", "x/0")
     assert code == 1 and err.startswith("ERROR ") and "relation not found" in err
-    code, _, err = _tool(model, "secret-get", "secret:nope", "--format=json")
+    code, _, err = _tool(model, client, "secret-get", "secret:nope", "--format=json")
     assert code == 1 and "not found" in err
-    code, _, err = _tool(model, "status-set", "--application=False", "bad")
+    code, _, err = _tool(model, client, "status-set", "--application=False", "bad")
     assert code == 1 and "invalid status" in err
-    code, _, err = _tool(model, "config-get", "--bogus")
+    code, _, err = _tool(model, client, "config-get", "--bogus")
     assert code == 2
 
 
-def test_tools_read_and_write_relation_data(model, tmp_path):
+def test_tools_read_and_write_relation_data(model, client, tmp_path):
     rel = model.add_relation("web", "client", ["client/0"], "http")
     code, _, err = _tool(
-        model, "relation-set", "-r", f"web:{rel}", "--app", "--file", "-",
+        model, client, "relation-set", "-r", f"web:{rel}", "--app", "--file", "-",
         stdin=json.dumps({"a": "1", "b": "2"}),
     )  # fmt: skip
     assert code == 0, err
-    _tool(model, "relation-set", "-r", str(rel), "--app", "b=")
+    _tool(model, client, "relation-set", "-r", str(rel), "--app", "b=")
     code, out, _ = _tool(
-        model, "relation-get", "--format=json", "-r", str(rel), "--app",
+        model, client, "relation-get", "--format=json", "-r", str(rel), "--app",
         "-", "tiny",
     )  # fmt: skip
     assert json.loads(out) == {"a": "1"}
     (tmp_path / "settings.yaml").write_text("c: three\nd: four\n")
+    # A file the charm names relative to where it runs: the client sends its content.
     code, _, err = _tool(
-        model, "relation-set", "-r", str(rel), "--app", "--file", "settings.yaml", cwd=tmp_path
-    )  # a file the charm names relative to where it runs: the client sends its content
+        model, client, "relation-set", "-r", str(rel), "--app", "--file", "settings.yaml",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert code == 0, err
     code, out, _ = _tool(
-        model, "relation-get", "--format=json", "-r", str(rel), "--app", "c", "tiny"
+        model, client, "relation-get", "--format=json", "-r", str(rel), "--app", "c", "tiny"
     )
     assert json.loads(out) == "three"
     model.set_leader("tiny/0")  # still the leader
-    code, out, _ = _tool(model, "config-get", "--format=json")
+    code, out, _ = _tool(model, client, "config-get", "--format=json")
     assert json.loads(out) == {"colour": "blue"}
-    code, out, _ = _tool(model, "network-get", "--format=json", "web")
+    code, out, _ = _tool(model, client, "network-get", "--format=json", "web")
     assert json.loads(out)["ingress-addresses"] == ["127.0.0.1"]
-    code, _, err = _tool(model, "network-get", "--format=json", "nope")
+    code, _, err = _tool(model, client, "network-get", "--format=json", "nope")
     assert code == 1 and "no network config" in err
 
 
-def test_tools_secret_lifecycle(model, tmp_path):
+def test_tools_send_files_and_large_values_whole(model, client, tmp_path):
+    rel = model.add_relation("web", "client", ["client/0"], "http")
+    big = "".join(chr(0x20 + n % 90) for n in range(300_000))  # > any one socket read
+    (tmp_path / "big.yaml").write_text(json.dumps({"big": big, "note": "é ✓"}))
+    code, _, err = _tool(
+        model, client, "relation-set", "-r", str(rel), "--app", f"--file={tmp_path / 'big.yaml'}"
+    )
+    assert code == 0, err
+    code, out, _ = _tool(model, client, "relation-get", "--format=json", "-r", str(rel), "--app",
+                         "-", "tiny")  # fmt: skip
+    assert json.loads(out) == {"big": big, "note": "é ✓"}
+    code, _, err = _tool(
+        model, client, "relation-set", "-r", str(rel), "--app", "--file", str(tmp_path / "nope")
+    )
+    assert code == 1 and "nope" in err
+    assert json.loads(_tool(model, client, "relation-get", "--format=json", "-r", str(rel),
+                            "--app", "note", "tiny")[1]) == "é ✓"  # fmt: skip
+
+
+def test_tools_secret_lifecycle(model, client, tmp_path):
     (tmp_path / "token").write_text("one")
     code, out, err = _tool(
-        model, "secret-add", "--label", "tok", "--owner", "application",
+        model, client, "secret-add", "--label", "tok", "--owner", "application",
         f"token#file={tmp_path / 'token'}",
     )  # fmt: skip
     assert code == 0, err
     secret_id = out.strip()
     assert secret_id.startswith("secret:") and len(secret_id) == len("secret:") + 20
-    _tool(model, "secret-set", "--owner", "application", secret_id, "token=two")
-    code, out, _ = _tool(model, "secret-info-get", "--format=json", "--label", "tok")
+    _tool(model, client, "secret-set", "--owner", "application", secret_id, "token=two")
+    code, out, _ = _tool(model, client, "secret-info-get", "--format=json", "--label", "tok")
     [(xid, info)] = json.loads(out).items()
     assert secret_id.endswith(xid) and info["revision"] == 2 and info["label"] == "tok"
-    code, out, _ = _tool(model, "secret-get", "--format=json", "--label", "tok")
+    code, out, _ = _tool(model, client, "secret-get", "--format=json", "--label", "tok")
     assert json.loads(out) == {"token": "two"}
-    _tool(model, "secret-remove", secret_id, "--revision", "1")
+    _tool(model, client, "secret-remove", secret_id, "--revision", "1")
     assert [r.revision for r in model.secret(secret_id).revisions] == [2]
-    code, out, _ = _tool(model, "secret-ids", "--format=json")
+    code, out, _ = _tool(model, client, "secret-ids", "--format=json")
     assert json.loads(out) == [secret_id]
-    _tool(model, "secret-remove", secret_id)
-    code, _, err = _tool(model, "secret-get", secret_id, "--format=json")
+    _tool(model, client, "secret-remove", secret_id)
+    code, _, err = _tool(model, client, "secret-get", secret_id, "--format=json")
     assert code == 1 and "not found" in err
 
 
-def test_tool_server_answers_only_its_hook(model):
+def test_tool_server_answers_only_its_hook(model, client):
     """The server listens on loopback, which the workload shares: a wrong token gets nothing."""
     with ToolServer(model, "tiny/0", {"JUJU_UNIT_NAME": "tiny/0"}) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as stranger:
             stranger.sendall(b"not-the-token\0status-set\x001\0active\x000\0")
             assert stranger.recv(100) == b""
-        bin_dir = write_client(model.path.parent / "hooktools")
+        bin_dir = write_client(model.path.parent / "hooktools", client)
         env = {"PATH": f"{bin_dir}:/usr/bin:/bin", **server.client_env}
         env["LOCALJUJU_TOOLS_TOKEN"] = "0" * 32
         done = subprocess.run(
