@@ -40,11 +40,11 @@ from typing import NoReturn
 # use them, the rock's layout code by `deploy` and `upgrade` (see `workload_container`).
 from flask_rock.errors import ProjectError
 from juju_local.charm_stage import REPO, StageError
+from juju_local.controller_client import DEFAULT_STATE, FORWARDED, STATE_ENV
 from juju_local.deployment import SAMPLE, Deployment, DeploymentError
 from juju_local.model import ModelStoreError
 from juju_local.prometheus import URL as PROMETHEUS_URL
 
-DEFAULT_STATE = REPO / ".cache" / "local-juju" / "default"
 DEBUG_ENV = "JUJU_LOCAL_DEBUG"  # set to 1 for the traceback of an unexpected error
 # `juju_local.databases.SERVERS`, named here so that parsing the command line imports no
 # server code (a unit test keeps the two equal).
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(os.environ.get("JUJU_LOCAL_STATE", DEFAULT_STATE)),
+        default=Path(os.environ.get(STATE_ENV, DEFAULT_STATE)),
         help="where the deployment's state lives (default: %(default)s)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
             if options.command not in ("deploy", "remove") and not deployment.exists:
                 raise UsageError(f"nothing deployed in {options.state_dir}: run `deploy` first")
             print(_command(deployment, options))
+        if options.command in ("deploy", *FORWARDED) and deployment.exists:
+            from juju_local import controller
+
+            controller.start(options.state_dir.absolute())  # the next `config` skips our imports
     except (UsageError, *USER_ERRORS, *_database_errors()) as error:
         print(f"{command}: error: {_one_line(error)}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from juju_local import charm_stage, processes
+from juju_local import charm_stage, pebble_status, processes
 from juju_local.dispatch import DEPLOY_EVENTS, HookResult, Runner, prepare
 from juju_local.model import Model, Status
 from juju_local.network import PodNetwork, collect_leftovers
@@ -298,9 +298,8 @@ class Deployment:
         lines = [status.describe()]
         for name, pod in pods.items():
             if pod.running:
-                services, checks = pod.pebble_outputs(("services",), ("checks",))
                 heading = [f"{name}:"] if len(pods) > 1 else []
-                lines += ["", *heading, services.rstrip(), checks.rstrip()]
+                lines += ["", *heading, pebble_status.tables(pod.socket)]
         return "\n".join(lines)
 
     def describe(self) -> str:
@@ -318,6 +317,9 @@ class Deployment:
 
         Then checks that nothing listens on the deployment's ports any more.
         """
+        from juju_local import controller
+
+        controller.stop(self.state_dir)
         names = self.unit_names() if self.exists else []
         for name in names:
             if self.pod(unit_number(name)).running:

@@ -111,25 +111,6 @@ class WorkloadContainer:
             [str(binary), *args], env=env, capture_output=True, text=True, timeout=timeout
         )
 
-    def pebble_outputs(self, *commands: tuple[str, ...], timeout: float = 60) -> list[str]:
-        """The output of several Pebble CLI commands, run at the same time (for `status`)."""
-        binary = toolchain.ensure_binary(toolchain.PEBBLE)
-        env = {**os.environ, "PEBBLE_SOCKET": str(self.socket)}
-        running = [
-            subprocess.Popen(
-                [str(binary), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True,
-            )
-            for args in commands
-        ]  # fmt: skip
-        try:
-            return [process.communicate(timeout=timeout)[0] for process in running]
-        finally:
-            for process in running:
-                if process.poll() is None:  # timed out: leave no Pebble client behind
-                    process.kill()
-                    process.wait()
-
     def _sandbox_pid(self) -> int | None:
         return processes.running_pid(self.pid_path)
 

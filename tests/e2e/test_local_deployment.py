@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from juju_local import charm_stage, processes
+from juju_local import charm_stage, controller, pebble_status, processes
 from juju_local.deployment import Deployment
 from tests.e2e import deployment_state, rock_runner
 
@@ -212,6 +212,67 @@ def test_the_charm_runs_as_its_charm_user(deployment: Deployment):
     )  # the charm replanned Pebble as that uid
 
 
+def _controller_pid(deployment: Deployment, other_than: int | None = None) -> int:
+    """The deployment's controller, once one other than `other_than` runs."""
+    found: list[int] = []
+
+    def started() -> bool:
+        pid = controller.running_pid(deployment.state_dir)
+        found[:] = [pid] if pid is not None and pid != other_than else []
+        return bool(found)
+
+    assert _wait(started), "no controller started"
+    return found[0]
+
+
+def test_config_and_status_are_run_by_the_deployments_controller(deployment: Deployment):
+    """The CLI hands `config` and `status` to a warm controller; hooks run as before."""
+    assert _cli(deployment, "status").returncode == 0  # starts one if none runs yet
+    pid = _controller_pid(deployment)
+    log = deployment.state_dir / controller.LOG_NAME
+    before = log.read_text().count("config: exit 0")
+
+    done = _cli(deployment, "config", "webserver-keepalive=7")
+
+    assert done.returncode == 0, done.stderr
+    assert "Unit flask-k8s/0* active" in done.stdout and "flask-ready" in done.stdout
+    assert log.read_text().count("config: exit 0") == before + 1
+    assert controller.running_pid(deployment.state_dir) == pid  # the same warm process
+    assert str(deployment.model.config()["webserver-keepalive"]) == "7"
+    refused = _cli(deployment, "config", "webserver-keepalive=soon")
+    assert refused.returncode == 1 and "expected int" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+
+
+def test_a_controller_that_is_stale_or_gone_hands_the_command_back(deployment: Deployment):
+    assert _cli(deployment, "status").returncode == 0
+    first = _controller_pid(deployment)
+    # Started with another environment: it answers "stale" and exits; the CLI runs the
+    # command itself, then starts a controller with its own environment.
+    argv = [sys.executable, "-m", "juju_local", "--state-dir", str(deployment.state_dir)]
+    env = {**os.environ, "JUJU_LOCAL_DEBUG": "1"}
+    done = subprocess.run(
+        [*argv, "status"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0 and "Unit flask-k8s/0" in done.stdout, done.stderr
+    second = _controller_pid(deployment, other_than=first)
+    assert not processes.alive(first)
+
+    os.kill(second, signal.SIGKILL)  # gone, its socket left behind
+    assert _wait(lambda: not processes.alive(second))
+    done = _cli(deployment, "config", "webserver-keepalive=3")
+    assert done.returncode == 0 and "Unit flask-k8s/0* active" in done.stdout, done.stderr
+    _controller_pid(deployment, other_than=second)
+
+
+def test_status_shows_the_tables_pebbles_cli_shows(deployment: Deployment):
+    ours = pebble_status.tables(deployment.container.socket)
+    services = deployment.container.pebble("services").stdout
+    checks = deployment.container.pebble("checks").stdout
+
+    assert ours.splitlines() == [line.rstrip() for line in (services + checks).splitlines()]
+
+
 def test_concurrent_commands_queue_like_hooks_on_a_unit(deployment: Deployment):
     values = ["3", "4", "5", "6"]
     argv = [sys.executable, "-m", "juju_local", "--state-dir", str(deployment.state_dir)]
@@ -299,10 +360,12 @@ def test_upgrade_starts_a_fresh_pod(deployment: Deployment):
 def test_remove_ends_everything_it_started(deployment: Deployment):
     pod = _pod_processes(deployment)
     prometheus = int(deployment.prometheus.pid_path.read_text())
+    assert _cli(deployment, "status").returncode == 0
+    warm = _controller_pid(deployment)
 
     done = _cli(deployment, "remove")
 
     assert done.returncode == 0 and done.stdout.strip() == "removed", done.stderr
-    assert not any(processes.alive(pid) for pid in [*pod, prometheus])
+    assert not any(processes.alive(pid) for pid in [*pod, prometheus, warm])
     assert [port for port in (8000, 9102, 9090) if processes.listening(port)] == []
     assert not deployment.state_dir.exists()

@@ -100,3 +100,22 @@ def test_the_venv_cache_key_changes_with_its_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(charm_stage, "VENV_LAYOUT", "another-layout")
     second = charm_stage.ensure_venv([], python, tmp_path)
     assert first != second and Path(first).is_dir() and Path(second).is_dir()
+
+
+def test_the_controller_client_imports_no_juju_local_module_but_itself():
+    """What `python -m juju_local config …` loads before a controller answers."""
+    script = (
+        "import json, sys; import juju_local.controller_client; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    ours = [
+        name
+        for name in json.loads(done.stdout)
+        if name.split(".")[0] in ("juju_local", "flask_rock")
+    ]
+    assert ours == ["juju_local", "juju_local.controller_client"]
