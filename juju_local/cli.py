@@ -30,6 +30,7 @@ SMTP, RabbitMQ and tracing servers listen on this machine's loopback only: unit 
 """
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -199,6 +200,7 @@ def _command(deployment: Deployment, options: argparse.Namespace) -> str:
     return "removed"
 
 
+@functools.cache  # the controller parses every command it runs with the same parser
 def build_parser() -> argparse.ArgumentParser:
     """The `juju-local` command line."""
     parser = _Parser(
