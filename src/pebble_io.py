@@ -33,17 +33,22 @@ def stop(container: ops.Container, services: Iterable[str]) -> None:
     container.stop(*names)
 
 
+# Pebble's refusals for a service whose process is gone: in backoff, or exited a moment ago and
+# not yet noticed (the kill found no such process).
+_GONE = ("not running", "no such process")
+
+
 def reload(container: ops.Container, service: str) -> bool:
     """Ask a service to reload its configuration (SIGHUP); False if it is not running.
 
-    A service Pebble is restarting (backoff: e.g. Gunicorn's master died) reads its config when
-    it starts again, so there is nothing to signal, and no reason to fail the hook.
+    A service Pebble is restarting (e.g. Gunicorn's master died) reads its config when it
+    starts again, so there is nothing to signal, and no reason to fail the hook.
     """
     logger.info("sending SIGHUP to %s", service)
     try:
         container.send_signal("SIGHUP", service)
     except ops.pebble.APIError as exc:
-        if "not running" not in exc.message:
+        if not any(reason in exc.message for reason in _GONE):
             raise
         logger.info("%s is not running: it reads the new config when Pebble starts it", service)
         return False
