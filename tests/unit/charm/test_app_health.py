@@ -433,15 +433,17 @@ def test_a_serving_app_that_exited_is_being_restarted_until_it_serves(monkeypatc
     assert health.crash is None  # a failed start, not this, makes a crash loop
 
 
+def _crash_looping(monkeypatch, container, **kwargs) -> app_health.AppHealth:
+    """AppHealth for an app whose start failed with "RuntimeError: boom", as its log says."""
+    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["RuntimeError: boom"])
+    return app_health.AppHealth(
+        container, "/bin/python3", None, crash="RuntimeError: boom", **kwargs
+    )
+
+
 def test_a_crash_loop_seen_at_start_stays_blocked_while_pebble_restarts_it(monkeypatch):
     monkeypatch.setattr(app_health, "probe", lambda *_: False)
-    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["RuntimeError: boom"])
-    health = app_health.AppHealth(
-        _BackoffContainer(),  # type: ignore[arg-type]
-        "/bin/python3",
-        None,
-        crash="RuntimeError: boom",
-    )
+    health = _crash_looping(monkeypatch, _BackoffContainer())
 
     assert health.assess(started=False) == ops.BlockedStatus(_crash_status("RuntimeError: boom"))
 
@@ -496,14 +498,7 @@ def test_an_app_not_seen_recently_is_probed_before_it_is_active(monkeypatch, ago
 
 def test_a_crash_loop_is_probed_however_recently_the_app_answered(monkeypatch):
     runs = _probes(monkeypatch, answer=False)
-    monkeypatch.setattr(app_health, "read_log_lines", lambda *_: ["RuntimeError: boom"])
-    health = app_health.AppHealth(
-        _NotCheckedYet(),  # type: ignore[arg-type]
-        "/bin/python3",
-        None,
-        crash="RuntimeError: boom",
-        verified_at=time.time(),
-    )
+    health = _crash_looping(monkeypatch, _NotCheckedYet(), verified_at=time.time())
 
     assert health.assess(started=False) == ops.BlockedStatus(_crash_status("RuntimeError: boom"))
     assert len(runs) == 1
